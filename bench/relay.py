@@ -1,0 +1,250 @@
+"""Baseline: the physical ceiling of a consume->produce relay on this machine.
+
+In one run against the same broker and the same 200,000 records of ~300 bytes:
+  (a) a raw aiokafka relay (consume a batch, produce it, await the acks, commit);
+  (b) a bare Faust agent relay (bench/relay_app.py, a real `faust worker` subprocess).
+Both rates come from the output records' timestamps (first to last relayed record), so
+start-up and group joining are excluded the same way for both. Prints records/s and b/a.
+
+    make bench            # or: .venv/bin/python bench/relay.py --records 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streamapp.kafka.broker import LocalBroker
+from streamapp.kafka.topics import TopicSpec, admin_client, ensure_topics
+from streamapp.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def payload(i: int, size: int) -> bytes:
+    head = json.dumps({"orderId": f"order-{i % 5000}", "seq": i, "pad": ""}).encode()
+    return head[:-2] + b"x" * max(size - len(head), 0) + b'"}'
+
+
+async def fill(bootstrap: str, topic: str, records: int, size: int) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        batch = []
+        for i in range(records):
+            key = f"order-{i % 5000}".encode()
+            batch.append(await producer.send(topic, payload(i, size), key=key))
+            if len(batch) >= 5000:
+                await asyncio.gather(*batch)
+                batch.clear()
+        await asyncio.gather(*batch)
+    finally:
+        await producer.stop()
+    return records / (time.perf_counter() - started)
+
+
+async def raw_relay(bootstrap: str, source: str, sink: str, records: int) -> float:
+    """At-least-once like faust: produce a fetched batch, await its acks, then commit."""
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=f"{source}-raw",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=2000,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    relayed = 0
+    started = None
+    try:
+        while relayed < records:
+            batches = await consumer.getmany(timeout_ms=1000)
+            if started is None and batches:
+                started = time.perf_counter()
+            futures = [
+                await producer.send(sink, message.value, key=message.key)
+                for messages in batches.values()
+                for message in messages
+            ]
+            await asyncio.gather(*futures)
+            relayed += len(futures)
+            if futures:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return records / (time.perf_counter() - (started or time.perf_counter()))
+
+
+async def end_total(bootstrap: str, topic: str, partitions: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def output_rate(bootstrap: str, topic: str, records: int) -> float:
+    """records/s between the first and the last output record's CreateTime."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=10000,
+    )
+    await consumer.start()
+    first, last, seen = None, None, 0
+    try:
+        while seen < records:
+            for messages in (await consumer.getmany(timeout_ms=2000)).values():
+                for message in messages:
+                    first = message.timestamp if first is None else min(first, message.timestamp)
+                    last = message.timestamp if last is None else max(last, message.timestamp)
+                    seen += 1
+    finally:
+        await consumer.stop()
+    assert first is not None and last is not None
+    return (records - 1) / max((last - first) / 1000.0, 1e-3)
+
+
+def faust_relay(
+    loglevel: str,
+    bootstrap: str,
+    source: str,
+    sink: str,
+    partitions: int,
+    records: int,
+    timeout: float,
+    log_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "RELAY_APP_ID": f"{source}-faust",
+        "RELAY_BOOTSTRAP": bootstrap,
+        "RELAY_IN": source,
+        "RELAY_OUT": sink,
+        "RELAY_PARTITIONS": str(partitions),
+        "RELAY_DATADIR": str(log_path.parent / "faust"),
+    }
+    faust = Path(sys.executable).parent / "faust"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [str(faust), "-A", "bench.relay_app", "worker", "-l", loglevel, "--without-web"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while asyncio.run(end_total(bootstrap, sink, partitions)) < records:
+            if worker.poll() is not None:
+                raise SystemExit(f"faust relay exited early, see {log_path}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"faust relay did not finish in {timeout:.0f} s")
+            time.sleep(1.0)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--size", type=int, default=300, help="value size in bytes")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--faust-loglevel",
+        default="info",
+        choices=["info", "warn"],
+        help="faust worker -l: at warn (faust's default) faust sets the root logger to DEBUG "
+        "to drive its terminal spinner, which costs throughput",
+    )
+    args = parser.parse_args()
+
+    settings = load_settings()
+    broker = LocalBroker(settings) if settings.uses_local_kafka else None
+    started_broker = broker is not None and not broker.status().running
+    if broker is not None:
+        broker.up()
+    bootstrap = settings.bootstrap
+    run = f"bench-relay-{uuid.uuid4().hex[:8]}"
+    out_dir = ROOT / "bench" / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source, raw_sink, faust_sink = f"{run}.in", f"{run}.out-raw", f"{run}.out-faust"
+    try:
+        asyncio.run(
+            ensure_topics(
+                bootstrap,
+                [TopicSpec(name, args.partitions, 1) for name in (source, raw_sink, faust_sink)],
+            )
+        )
+        fill_rate = asyncio.run(fill(bootstrap, source, args.records, args.size))
+        print(
+            f"filled {args.records} records of {len(payload(0, args.size))} B "
+            f"at {fill_rate:,.0f} records/s"
+        )
+
+        wall_raw = asyncio.run(raw_relay(bootstrap, source, raw_sink, args.records))
+        raw = asyncio.run(output_rate(bootstrap, raw_sink, args.records))
+        print(f"(a) raw aiokafka relay : {raw:>10,.0f} records/s (wall {wall_raw:,.0f}/s)")
+
+        faust_relay(
+            args.faust_loglevel,
+            bootstrap,
+            source,
+            faust_sink,
+            args.partitions,
+            args.records,
+            args.timeout,
+            out_dir / f"{run}-faust.log",
+        )
+        faust = asyncio.run(output_rate(bootstrap, faust_sink, args.records))
+        print(f"(b) bare Faust relay   : {faust:>10,.0f} records/s")
+        print(f"ratio b/a              : {faust / raw:10.2f}")
+        result = {
+            "run": run,
+            "records": args.records,
+            "value_bytes": len(payload(0, args.size)),
+            "partitions": args.partitions,
+            "fill_per_s": round(fill_rate),
+            "raw_per_s": round(raw),
+            "faust_per_s": round(faust),
+            "ratio_faust_to_raw": round(faust / raw, 3),
+            "faust_loglevel": args.faust_loglevel,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        }
+        (out_dir / f"{run}.json").write_text(json.dumps(result, indent=2))
+    finally:
+        asyncio.run(_delete_topics(bootstrap, [source, raw_sink, faust_sink]))
+        if broker is not None and started_broker:
+            broker.down()
+    return 0
+
+
+async def _delete_topics(bootstrap: str, names: list[str]) -> None:
+    async with admin_client(bootstrap) as admin:
+        await admin.delete_topics(names)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""The ``streamapp`` command: local broker, topics, workers, the whole system, probes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import orjson
+
+from streamapp.kafka.broker import BrokerError, LocalBroker
+from streamapp.kafka.topics import describe_topics, ensure_topics
+from streamapp.settings import Settings, SettingsError, describe_settings, load_settings
+
+
+def _broker(settings: Settings) -> LocalBroker:
+    if not settings.uses_local_kafka:
+        raise BrokerError(
+            f"bootstrap servers are set ({settings.bootstrap_servers}): the local broker is "
+            "not used; unset STREAMAPP_BOOTSTRAP_SERVERS to manage it"
+        )
+    return LocalBroker(settings)
+
+
+def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
+    broker = _broker(settings)
+    if args.action == "up":
+        print(broker.up().describe())
+    elif args.action == "down":
+        started = time.monotonic()
+        stopped = broker.down()
+        took = time.monotonic() - started
+        print(f"kafka stopped in {took:.1f} s" if stopped else "kafka was not running")
+    elif args.action == "status":
+        status = broker.status()
+        print(status.describe())
+        return 0 if status.running else 3
+    elif args.action == "logs":
+        if not args.follow:
+            print(broker.tail(args.lines))
+            return 0
+        os.execvp("tail", ["tail", "-n", str(args.lines), "-F", str(broker.log_file)])
+    return 0
+
+
+def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
+    from streamapp.app import app
+
+    specs = app.topic_specs()
+    if args.action == "create":
+        report = asyncio.run(ensure_topics(settings.bootstrap, specs))
+        print(
+            f"created {len(report.created)}, existing {len(report.existing)}, "
+            f"partition mismatch {len(report.mismatched)}"
+        )
+        for name in report.created:
+            print(f"  + {name}")
+        for name in report.mismatched:
+            print(f"  ! {name}: partition count differs from the settings")
+        return 0
+    wanted = {s.name: s for s in specs}
+    infos = {i.name: i for i in asyncio.run(describe_topics(settings.bootstrap))}
+    names = sorted(set(wanted) | (set(infos) if args.all else set()))
+    print(f"{'topic':<48} {'parts':>5} {'rf':>3}  {'cleanup':<8} {'retention.ms':>13}  state")
+    for name in names:
+        info, spec = infos.get(name), wanted.get(name)
+        if info is None:
+            print(
+                f"{name:<48} {spec.partitions if spec else '-':>5} {'-':>3}  "
+                f"{'-':<8} {'-':>13}  missing"
+            )
+            continue
+        state = (
+            "ok"
+            if spec is None or spec.partitions == info.partitions
+            else (f"expected {spec.partitions} partitions")
+        )
+        if spec is None:
+            state = "not streamapp's"
+        print(
+            f"{name:<48} {info.partitions:>5} {info.replication_factor:>3}  "
+            f"{info.config.get('cleanup.policy', '?'):<8} "
+            f"{info.config.get('retention.ms', '?'):>13}  {state}"
+        )
+    return 0
+
+
+#: faust's --loglevel spells two of the levels its own way.
+FAUST_LOG_LEVELS = {"warning": "warn", "critical": "crit"}
+
+
+def faust_worker_argv(settings: Settings, extra: list[str]) -> list[str]:
+    """The `faust worker` command line for these settings."""
+    level = FAUST_LOG_LEVELS.get(settings.log_level, settings.log_level)
+    return [sys.executable, "-m", "faust", "-A", "streamapp.app", "worker", "-l", level, *extra]
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Replace this process with a faust worker configured from the settings."""
+    argv = faust_worker_argv(settings, args.faust_args)
+    os.execvp(argv[0], argv)
+    return 0  # not reached
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from streamapp.runner import run_system
+
+    return run_system(settings, Path(args.procfile).resolve(), args.workers)
+
+
+def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
+    """Send one probe and wait until a worker's view shows it: the whole path works."""
+    from aiokafka import AIOKafkaProducer
+
+    from streamapp.probe.model import encode_probe
+
+    probe_id = str(uuid.uuid4())
+    topic = settings.topic("streamapp.probes")
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, encode_probe(probe_id), key=args.key.encode())
+        finally:
+            await producer.stop()
+
+    started = time.monotonic()
+    asyncio.run(send())
+    url = f"{args.url or f'http://{settings.web_host}:{settings.web_port}'}/probes/{args.key}"
+    while time.monotonic() - started < args.timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if orjson.loads(response.read()).get("lastProbeId") == probe_id:
+                    print(
+                        f"probe {probe_id} seen via {url} after "
+                        f"{(time.monotonic() - started) * 1000:.0f} ms"
+                    )
+                    return 0
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    print(f"probe {probe_id} not seen via {url} within {args.timeout:.0f} s", file=sys.stderr)
+    return 1
+
+
+def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
+    for name, var, _default, doc in describe_settings():
+        print(f"{var:<38} = {getattr(settings, name)!s:<28} # {doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamapp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kafka = sub.add_parser("kafka", help="the embedded local Kafka broker")
+    kafka.add_argument("action", choices=["up", "down", "status", "logs"])
+    kafka.add_argument("-n", "--lines", type=int, default=50, help="log lines to show")
+    kafka.add_argument("-f", "--follow", action="store_true", help="follow the log")
+    kafka.set_defaults(func=cmd_kafka)
+
+    topics = sub.add_parser("topics", help="list (default) or create the app's topics")
+    topics.add_argument("action", nargs="?", choices=["list", "create"], default="list")
+    topics.add_argument("--all", action="store_true", help="also list topics not streamapp's")
+    topics.set_defaults(func=cmd_topics)
+
+    worker = sub.add_parser("worker", help="run one faust worker (what the Procfile starts)")
+    worker.add_argument(
+        "faust_args", nargs=argparse.REMAINDER, help="extra arguments for `faust worker`"
+    )
+    worker.set_defaults(func=cmd_worker)
+
+    run = sub.add_parser("run", help="broker + topics + workers; Ctrl-C stops all of it")
+    run.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    run.add_argument("--procfile", default="Procfile")
+    run.set_defaults(func=cmd_run)
+
+    probe = sub.add_parser("probe", help="send a probe and wait until a worker shows it")
+    probe.add_argument("--key", default="probe")
+    probe.add_argument("--url", help="worker base URL (default: this host's web port)")
+    probe.add_argument("--timeout", type=float, default=30.0)
+    probe.set_defaults(func=cmd_probe)
+
+    settings_cmd = sub.add_parser("settings", help="print the effective settings")
+    settings_cmd.set_defaults(func=cmd_settings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.func(settings, args))
+    except (SettingsError, BrokerError) as exc:
+        print(f"streamapp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

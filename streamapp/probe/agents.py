@@ -1,0 +1,49 @@
+"""The probe agent: counts probes per key in a changelog-backed RocksDB table."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from streamapp.app import app
+from streamapp.probe.model import InvalidProbe, parse_probe, record_probe, utc_now_iso
+
+log = logging.getLogger(__name__)
+
+AGENT = "probe"
+
+probes_topic = app.contract_topic("streamapp.probes", key_type=bytes, value_type=bytes)
+probes_table = app.keyed_table("probes")
+
+
+@app.agent(probes_topic, name=AGENT)
+async def count_probes(stream: Any) -> None:
+    """Record each probe; an invalid one is logged and counted, never stops the partition."""
+    async for event in stream.events():
+        started = time.perf_counter()
+        key = event.key
+        try:
+            probe = parse_probe(key, event.value)
+        except InvalidProbe as exc:
+            app.metrics.records_rejected.labels(AGENT, exc.reason).inc()
+            log.warning(
+                "probe rejected (%s) at %s[%d]@%d: %s",
+                exc.reason,
+                event.message.topic,
+                event.message.partition,
+                event.message.offset,
+                exc,
+            )
+            continue
+        message = event.message
+        updated = record_probe(
+            probes_table.get(key), probe, message.partition, message.offset, utc_now_iso()
+        )
+        if updated is None:
+            app.metrics.records_replayed.labels(AGENT).inc()
+            continue
+        # Reassign (never mutate in place): only assignments reach the changelog.
+        probes_table[key] = updated
+        app.metrics.records_processed.labels(AGENT).inc()
+        app.metrics.processing_seconds.labels(AGENT).observe(time.perf_counter() - started)

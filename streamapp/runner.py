@@ -1,0 +1,143 @@
+"""``streamapp run``: broker + topics + the Procfile's workers, stopped together on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from streamapp.kafka.broker import LocalBroker
+from streamapp.kafka.topics import ensure_topics
+from streamapp.settings import Settings
+
+READY_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 30.0
+
+
+def honcho_command(procfile: Path, base_port: int, workers: int) -> list[str]:
+    """honcho gives process n of the first type PORT = base_port + n (see Procfile)."""
+    return [
+        sys.executable,
+        "-m",
+        "honcho",
+        "start",
+        "-f",
+        str(procfile),
+        "-d",
+        str(procfile.parent),
+        "-p",
+        str(base_port),
+        "-c",
+        f"orders={workers}",
+    ]
+
+
+def worker_urls(settings: Settings, workers: int) -> list[str]:
+    return [f"http://{settings.web_host}:{settings.web_port + n}" for n in range(workers)]
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def wait_ready(
+    urls: list[str], proc: subprocess.Popen[bytes], timeout: float, stopping: Callable[[], bool]
+) -> bool:
+    """Poll every worker's /ready until all answer 200, or the deadline, honcho's end or a stop."""
+    deadline = time.monotonic() + timeout
+    pending = list(urls)
+    while pending and time.monotonic() < deadline and proc.poll() is None and not stopping():
+        pending = [u for u in pending if http_status(f"{u}/ready") != 200]
+        if pending:
+            time.sleep(0.5)
+    return not pending
+
+
+def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGINT honcho (it stops its workers), then SIGKILL the whole group at the deadline."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    # Workers honcho could not stop must not outlive it.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_system(settings: Settings, procfile: Path, workers: int) -> int:
+    """Start everything, print the URLs, block until Ctrl-C/SIGTERM, stop everything."""
+    from streamapp.app import app
+
+    broker = LocalBroker(settings) if settings.uses_local_kafka else None
+    started_broker = False
+    if broker is not None:
+        started_broker = not broker.status().running
+        print(f"[streamapp] {broker.up().describe()}", flush=True)
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        report = asyncio.run(ensure_topics(settings.bootstrap, app.topic_specs()))
+        print(
+            f"[streamapp] topics: {len(report.created)} created, {len(report.existing)} existing",
+            flush=True,
+        )
+        # The Procfile calls `streamapp`: make this interpreter's scripts dir come first so
+        # it works without an activated venv.
+        scripts = str(Path(sys.executable).parent)
+        env = {
+            **os.environ,
+            "PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")]),
+            "PYTHONUNBUFFERED": "1",
+        }
+        proc = subprocess.Popen(
+            honcho_command(procfile, settings.web_port, workers),
+            env=env,
+            start_new_session=True,
+        )
+        urls = worker_urls(settings, workers)
+        if wait_ready(urls, proc, READY_TIMEOUT_S, lambda: stop_requested):
+            print("[streamapp] ready:", flush=True)
+            for url in urls:
+                print(f"[streamapp]   {url}/ready  {url}/metrics  {url}/probes/<key>", flush=True)
+            print("[streamapp] Ctrl-C stops the workers and the broker.", flush=True)
+        elif not stop_requested:
+            reason = "exited" if proc.poll() is not None else "did not become ready in time"
+            print(f"[streamapp] workers {reason}; stopping", flush=True)
+            return 1
+        while not stop_requested and proc.poll() is None:
+            time.sleep(0.2)
+        return 0 if stop_requested else 1
+    finally:
+        print("[streamapp] stopping ...", flush=True)
+        if proc is not None:
+            _stop_group(proc, STOP_TIMEOUT_S)
+        if broker is not None and started_broker:
+            broker.down()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("[streamapp] stopped.", flush=True)

@@ -1,0 +1,203 @@
+"""Typed settings: defaults in ``config/streamapp.toml``, each overridable by an env var.
+
+Every setting is one flat field. In the TOML file a field may sit in a table whose name
+is its prefix (``[local_kafka] port = 1`` is the field ``local_kafka_port``); its
+environment variable is ``STREAMAPP_`` + the field name in upper case
+(``STREAMAPP_LOCAL_KAFKA_PORT``). Precedence: env var > TOML file > the defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "STREAMAPP_"
+CONFIG_ENV = "STREAMAPP_CONFIG"
+DEFAULT_CONFIG = Path("config/streamapp.toml")
+
+PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
+PRODUCER_ACKS = ("0", "1", "all")
+COMPRESSIONS = ("none", "gzip", "lz4", "zstd", "snappy")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names where it came from."""
+
+
+def setting(default: Any, doc: str) -> Any:
+    """A settings field with its documentation (`streamapp settings` prints it)."""
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The one settings object; see README 'Configuration' for the table of all fields."""
+
+    app_id: str = setting("streamapp", "Faust app id: consumer group and changelog prefix.")
+    bootstrap_servers: str = setting(
+        "", "Kafka bootstrap servers (host:port,...). Empty: the embedded local broker."
+    )
+    topic_prefix: str = setting("", "Prepended to every topic name (e.g. 'staging.').")
+    partitions: int = setting(8, "Partition count of every topic streamapp creates.")
+    replication_factor: int = setting(1, "Replication factor of every topic streamapp creates.")
+    web_host: str = setting(
+        "127.0.0.1", "Host this worker's web server binds to and advertises to its peers."
+    )
+    web_port: int = setting(6066, "Port of this worker's web server (one per worker process).")
+    data_dir: Path = setting(
+        Path("tables"), "Root of the table directories: a worker uses <dir>/<app_id>-<web_port>."
+    )
+    processing_guarantee: str = setting(
+        "at_least_once", "Faust processing guarantee: at_least_once or exactly_once."
+    )
+    producer_acks: str = setting("all", "Producer acks: 0, 1 or all.")
+    producer_linger_ms: int = setting(5, "Producer linger in milliseconds (batching delay).")
+    producer_compression: str = setting(
+        "none",
+        "Producer compression: none, gzip, lz4, zstd or snappy (the last three need their "
+        "Python codec package installed).",
+    )
+    consumer_session_timeout_ms: int = setting(
+        10000,
+        "Consumer group session timeout: how soon a crashed worker's partitions move to "
+        "the others (faust's default is 60 s).",
+    )
+    consumer_commit_interval_ms: int = setting(
+        2800, "How often processed offsets are committed (bounds replays after a crash)."
+    )
+    log_level: str = setting("info", "Log level: debug, info, warning, error or critical.")
+    local_kafka_version: str = setting(
+        "4.1.1", "Apache Kafka version the embedded broker fetches from Maven Central."
+    )
+    local_kafka_host: str = setting("127.0.0.1", "Loopback address of the embedded broker.")
+    local_kafka_port: int = setting(19092, "Client port of the embedded broker.")
+    local_kafka_controller_port: int = setting(19093, "KRaft controller port of the broker.")
+    local_kafka_heap: str = setting("512m", "JVM heap (-Xmx) of the embedded broker.")
+    local_kafka_state_dir: Path = setting(
+        Path("var/kafka"), "Where the embedded broker keeps config, data, pid file and logs."
+    )
+    local_kafka_cache_dir: Path = setting(
+        Path("~/.cache/streamapp/kafka"),
+        "Where the fetched Kafka jars are cached (outside the working tree).",
+    )
+
+    def __post_init__(self) -> None:
+        _check_choice("processing_guarantee", self.processing_guarantee, PROCESSING_GUARANTEES)
+        _check_choice("producer_acks", self.producer_acks, PRODUCER_ACKS)
+        _check_choice("producer_compression", self.producer_compression, COMPRESSIONS)
+        _check_choice("log_level", self.log_level, LOG_LEVELS)
+        for name in (
+            "partitions",
+            "replication_factor",
+            "web_port",
+            "local_kafka_port",
+            "local_kafka_controller_port",
+            "consumer_session_timeout_ms",
+            "consumer_commit_interval_ms",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.producer_linger_ms < 0:
+            raise SettingsError("producer_linger_ms must be >= 0")
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        """True when no external bootstrap servers are configured (the default)."""
+        return not self.bootstrap_servers.strip()
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers clients connect to: external ones or the local broker."""
+        if self.uses_local_kafka:
+            return f"{self.local_kafka_host}:{self.local_kafka_port}"
+        return self.bootstrap_servers.strip()
+
+    @property
+    def worker_data_dir(self) -> Path:
+        """This worker's own table directory: ports are unique per host, so dirs are too."""
+        return self.data_dir / f"{self.app_id}-{self.web_port}"
+
+    def topic(self, name: str) -> str:
+        """The full name of a contract topic, with the configured prefix."""
+        return f"{self.topic_prefix}{name}"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated like any other)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def env_var(field_name: str) -> str:
+    """The environment variable that overrides a setting."""
+    return ENV_PREFIX + field_name.upper()
+
+
+def _flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
+    try:
+        if kind is int or kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError("a boolean is not a number")
+            return int(raw)
+        if kind is Path or kind == "Path":
+            return Path(str(raw))
+        return str(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{source}: {name} must be {kind}: {exc}") from None
+
+
+def load_settings(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from the TOML file (if it exists) and the environment."""
+    env = os.environ if environ is None else environ
+    path = config_file or Path(env.get(CONFIG_ENV, "") or DEFAULT_CONFIG)
+    known = {f.name: f.type for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    if path.exists():
+        try:
+            doc = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+        for name, raw in _flatten(doc).items():
+            if name not in known:
+                raise SettingsError(f"{path}: unknown setting {name!r}")
+            values[name] = _coerce(name, raw, known[name], str(path))
+    elif config_file is not None or CONFIG_ENV in env:
+        raise SettingsError(f"config file {path} does not exist")
+    for name, kind in known.items():
+        var = env_var(name)
+        if var in env:
+            values[name] = _coerce(name, env[var], kind, var)
+    settings = Settings(**values)
+    return settings.replace(
+        local_kafka_cache_dir=settings.local_kafka_cache_dir.expanduser(),
+    )
+
+
+def describe_settings() -> list[tuple[str, str, str, str]]:
+    """(field, env var, default, doc) for every setting: the README table comes from this."""
+    return [
+        (f.name, env_var(f.name), str(f.default), f.metadata.get("doc", ""))
+        for f in fields(Settings)
+    ]
