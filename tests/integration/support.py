@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,37 +61,42 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: fl
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} ({last_error!r})")
 
 
-def processes_matching(text: str) -> list[int]:
-    """Pids whose command line contains text (Linux /proc), excluding this process."""
-    found = []
+def _live_processes() -> Iterator[tuple[int, Path]]:
+    """(pid, /proc/<pid>) of every live, non-zombie process but this one (Linux)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if text in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
+        if state != "Z":
+            yield int(entry.name), entry
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def processes_matching(text: str) -> list[int]:
+    """Pids whose command line contains text."""
+    needle = text.encode()
+    return [
+        pid
+        for pid, proc in _live_processes()
+        if needle in _read(proc / "cmdline").replace(b"\0", b" ")
+    ]
 
 
 def processes_with_env(name: str, value: str) -> list[int]:
     """Pids whose environment has name=value: finds every process a test started."""
     needle = f"{name}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in environ and state != "Z":
-            found.append(int(entry.name))
-    return found
+    return [
+        pid for pid, proc in _live_processes() if needle in _read(proc / "environ").split(b"\0")
+    ]
 
 
 class Worker:
