@@ -45,17 +45,33 @@ def run_once(env: dict[str, str], log_path: Path, kafka_config: str) -> None:
         for port in (base, base + 1):
             status, body = http_json(f"http://127.0.0.1:{port}/ready")
             assert status == 200 and body["ready"] is True
-        assert len(processes_matching(kafka_config)) == 1
-        assert len(processes_with_env("STREAMAPP_APP_ID", env["STREAMAPP_APP_ID"])) >= 3
+        assert len(processes_matching(kafka_config)) == 1, describe(
+            processes_matching(kafka_config)
+        )
+        ours = processes_with_env("STREAMAPP_APP_ID", env["STREAMAPP_APP_ID"])
+        assert len(ours) >= 3, describe(ours)  # run, honcho, workers
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does
         assert proc.wait(90) == 0, log_path.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert processes_with_env("STREAMAPP_APP_ID", env["STREAMAPP_APP_ID"]) == []
-    assert processes_matching(kafka_config) == []
+    left = processes_with_env("STREAMAPP_APP_ID", env["STREAMAPP_APP_ID"])
+    left += processes_matching(kafka_config)
+    assert left == [], describe(left) + log_path.read_text()[-3000:]
     assert "[streamapp] stopped." in log_path.read_text()
+
+
+def describe(pids: list[int]) -> str:
+    """Pids with their command lines, for assertion messages."""
+    lines = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            cmd = "?"
+        lines.append(f"{pid}: {cmd[:200]}")
+    return "\n".join(lines) + "\n"
 
 
 def test_run_starts_everything_and_ctrl_c_stops_all_of_it_twice(tmp_path: Path) -> None:
