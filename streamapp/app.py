@@ -8,6 +8,7 @@ here and register their agents, tables and views on it; faust discovers them thr
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, cast
 
 import faust
@@ -21,7 +22,7 @@ from streamapp.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 #: Feature modules faust scans for agents, tables, pages and timers.
-FEATURE_MODULES = ["streamapp.web.health", "streamapp.probe"]
+FEATURE_MODULES = ["streamapp.web.health", "streamapp.probe", "streamapp.orders"]
 
 _ACKS = {"0": 0, "1": 1, "all": -1}
 
@@ -83,6 +84,7 @@ class StreamApp(faust.App):
         compacted: bool = False,
         partitions: int | None = None,
         value_serializer: str = "raw",
+        config: Mapping[str, str] | None = None,
     ) -> Any:
         """A faust topic for a contract topic name (prefix applied), declared for creation.
 
@@ -93,7 +95,7 @@ class StreamApp(faust.App):
             name=self.settings.topic(name),
             partitions=partitions or self.settings.partitions,
             replication_factor=self.settings.replication_factor,
-            config=COMPACT if compacted else {},
+            config={**(COMPACT if compacted else {}), **(config or {})},
         )
         self.declared_topics.append(spec)
         return self.topic(

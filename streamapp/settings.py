@@ -71,6 +71,10 @@ class Settings:
     consumer_commit_interval_ms: int = setting(
         2800, "How often processed offsets are committed (bounds replays after a crash)."
     )
+    snapshot_every: int = setting(100, "Event store: write an aggregate snapshot every N events.")
+    http_command_timeout_ms: int = setting(
+        10000, "How long POST /orders waits for the command's reply before a 504."
+    )
     log_level: str = setting("info", "Log level: debug, info, warning, error or critical.")
     local_kafka_version: str = setting(
         "4.1.1", "Apache Kafka version the embedded broker fetches from Maven Central."
@@ -100,6 +104,8 @@ class Settings:
             "local_kafka_controller_port",
             "consumer_session_timeout_ms",
             "consumer_commit_interval_ms",
+            "snapshot_every",
+            "http_command_timeout_ms",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from streamapp.app import app
 from streamapp.probe.model import InvalidProbe, parse_probe, record_probe, utc_now_iso
-
-log = logging.getLogger(__name__)
+from streamapp.resilience.setaside import set_aside
 
 AGENT = "probe"
 
@@ -26,15 +24,7 @@ async def count_probes(stream: Any) -> None:
         try:
             probe = parse_probe(key, event.value)
         except InvalidProbe as exc:
-            app.metrics.records_rejected.labels(AGENT, exc.reason).inc()
-            log.warning(
-                "probe rejected (%s) at %s[%d]@%d: %s",
-                exc.reason,
-                event.message.topic,
-                event.message.partition,
-                event.message.offset,
-                exc,
-            )
+            set_aside(app, AGENT, event, exc.reason, exc)
             continue
         message = event.message
         updated = record_probe(

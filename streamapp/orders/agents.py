@@ -1,0 +1,84 @@
+"""The order command agent: orders.commands -> event store -> orders.events + replies."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from streamapp.app import app
+from streamapp.errors import SchemaError
+from streamapp.eventstore.store import EventStore
+from streamapp.messages import Command, Reply
+from streamapp.orders.handler import OrderCommandHandler, SourceRecord, order_repository
+from streamapp.resilience.setaside import set_aside
+
+AGENT = "orders"
+#: Lets a client put an oversized command on the topic, so the worker can reject it
+#: with a reply instead of the client failing with MessageSizeTooLarge.
+COMMANDS_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+commands_topic = app.contract_topic(
+    "orders.commands",
+    key_type=bytes,
+    value_type=bytes,
+    config={"max.message.bytes": str(COMMANDS_MAX_MESSAGE_BYTES)},
+)
+replies_topic = app.contract_topic("orders.replies", key_type=bytes, value_type=bytes)
+events_topic = app.contract_topic("orders.events", key_type=bytes, value_type=bytes)
+
+#: The event store: events, heads, snapshots and command outcomes in one table.
+eventstore_table = app.keyed_table("eventstore")
+event_store = EventStore(eventstore_table)
+repository = order_repository(event_store, app.settings.snapshot_every)
+handler = OrderCommandHandler(repository)
+
+
+def _rejection_target(raw: bytes | None, key: bytes | None) -> tuple[str, str] | None:
+    """(commandId, aggregateId) of a malformed command, when it says its id."""
+    try:
+        doc = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("commandId"), str):
+        return None
+    aggregate = doc.get("aggregateId")
+    return doc["commandId"], aggregate if isinstance(aggregate, str) else (key or b"").decode(
+        errors="replace"
+    )
+
+
+async def _reply(reply: Reply) -> None:
+    await replies_topic.send(key=reply.command_id.encode(), value=reply.to_json())
+
+
+@app.agent(commands_topic, name=AGENT)
+async def process_commands(stream: Any) -> None:
+    """One command at a time per partition (concurrency 1: it reads and writes state)."""
+    async for event in stream.events():
+        started = time.perf_counter()
+        message = event.message
+        try:
+            command = Command.parse(event.value)
+            if event.key is None or event.key.decode(errors="replace") != command.aggregate_id:
+                raise SchemaError("the record key must be the command's aggregateId")
+        except SchemaError as exc:
+            target = _rejection_target(event.value, event.key)
+            if target is not None:  # it has an id: the client gets its rejection
+                await _reply(Reply.rejected(target[0], target[1], exc))
+            set_aside(app, AGENT, event, "invalid", exc)
+            continue
+        source = SourceRecord(message.partition, message.offset, int(message.timestamp * 1000))
+        try:
+            outcome = handler.handle(command, source)
+        except Exception as exc:  # a bug must not stop the partition
+            set_aside(app, AGENT, event, "error", exc)
+            continue
+        for stored in outcome.events:
+            await events_topic.send(key=stored.aggregate_id.encode(), value=stored.to_json())
+        await _reply(outcome.reply)
+        if outcome.redelivered:
+            app.metrics.records_replayed.labels(AGENT).inc()
+        app.metrics.records_processed.labels(AGENT).inc()
+        app.metrics.processing_seconds.labels(AGENT).observe(time.perf_counter() - started)

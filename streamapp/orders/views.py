@@ -1,0 +1,151 @@
+"""Order HTTP routes: POST /orders (command + wait for reply), GET state, events, snapshots.
+
+GET routes are answered by any worker: faust's table_route forwards them to the worker
+that owns the order's partition. POST needs no forwarding: the command goes through
+Kafka to the owner, and the reply comes back through orders.replies.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import orjson
+from faust.web import Request, View
+
+from streamapp.app import app
+from streamapp.errors import CommandRejected, SchemaError
+from streamapp.messages import Command, Reply, new_id
+from streamapp.orders.agents import commands_topic, event_store, eventstore_table, repository
+from streamapp.orders.replies import ReplyWaiter
+from streamapp.web.errors import json_error
+from streamapp.web.readiness import when_ready
+
+#: Rejection type -> HTTP status (the contract's table for POST /orders).
+REJECTION_STATUS = {
+    "ConcurrencyError": 409,
+    "InvalidTransition": 409,
+    "ValidationError": 422,
+    "SchemaError": 422,
+    "UnknownCommand": 422,
+}
+
+reply_waiter = ReplyWaiter(app.settings.bootstrap, app.settings.topic("orders.replies"))
+# faust starts instances too (App._prepare_subservice), though its annotation says class.
+app.service(cast(Any, reply_waiter))
+
+
+def create_order_command(body: Any) -> Command:
+    """The CreateOrder command for a POST /orders body (the order must not exist yet)."""
+    if not isinstance(body, dict):
+        raise SchemaError("the body must be a JSON object")
+    data = {k: v for k, v in body.items() if k not in ("orderId", "commandId")}
+    order_id = body.get("orderId") or f"order-{new_id()}"
+    command_id = body.get("commandId") or new_id()
+    if not isinstance(order_id, str) or not isinstance(command_id, str):
+        raise SchemaError("orderId and commandId must be strings")
+    return Command(command_id, "CreateOrder", order_id, data, expected_version=0)
+
+
+def reply_response(view: Any, reply: Reply) -> Any:
+    body = {"orderId": reply.aggregate_id, **reply.to_dict()}
+    if reply.status == "accepted":
+        return view.json(body, status=201)
+    if reply.status == "duplicate":
+        return view.json(body, status=200)
+    error = dict(reply.error or {})
+    return view.json(
+        {**body, "error": error}, status=REJECTION_STATUS.get(str(error.get("type")), 422)
+    )
+
+
+@app.page("/orders")
+class OrdersView(View):
+    """POST /orders: create an order and wait (bounded) for the command's reply."""
+
+    @when_ready(app)
+    async def post(self, request: Request) -> Any:
+        if not reply_waiter.positioned.is_set():
+            return json_error(self, 503, "NotReady", "the reply consumer is starting")
+        try:
+            command = create_order_command(orjson.loads(await request.read()))
+        except orjson.JSONDecodeError as exc:
+            return json_error(self, 422, "SchemaError", f"the body is not JSON: {exc}")
+        except CommandRejected as exc:
+            return json_error(self, 422, exc.error_type, exc.message)
+
+        async def send() -> None:
+            await commands_topic.send(key=command.aggregate_id.encode(), value=command.to_json())
+
+        timeout = app.settings.http_command_timeout_ms / 1000.0
+        reply = await reply_waiter.request(command.command_id, send, timeout)
+        if reply is None:
+            return json_error(
+                self,
+                504,
+                "Timeout",
+                f"no reply to command {command.command_id} within {timeout:g} s; "
+                "it may still be applied (retry with the same commandId)",
+                commandId=command.command_id,
+                orderId=command.aggregate_id,
+            )
+        return reply_response(self, reply)
+
+
+@app.page("/orders/{order_id}")
+class OrderView(View):
+    """GET /orders/{orderId}: the order's current state."""
+
+    @app.table_route(table=eventstore_table, match_info="order_id")
+    @when_ready(app)
+    async def get(self, request: Request, order_id: str) -> Any:
+        state, _version = repository.load(order_id)
+        if state is None:
+            return json_error(self, 404, "NotFound", f"no order {order_id!r}")
+        return self.json(state.to_view())
+
+
+def _version_param(request: Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit():
+        raise SchemaError(f"{name} must be a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
+@app.page("/orders/{order_id}/events")
+class OrderEventsView(View):
+    """GET /orders/{orderId}/events?fromVersion=&toVersion= (inclusive)."""
+
+    @app.table_route(table=eventstore_table, match_info="order_id")
+    @when_ready(app)
+    async def get(self, request: Request, order_id: str) -> Any:
+        try:
+            first = _version_param(request, "fromVersion") or 1
+            last = _version_param(request, "toVersion")
+        except SchemaError as exc:
+            return json_error(self, 422, exc.error_type, exc.message)
+        if event_store.version(order_id) == 0:
+            return json_error(self, 404, "NotFound", f"no order {order_id!r}")
+        events = event_store.read_events(order_id, first, last)
+        return self.json({"events": [e.to_dict() for e in events]})
+
+
+@app.page("/orders/{order_id}/snapshots")
+class OrderSnapshotsView(View):
+    """GET /orders/{orderId}/snapshots: versions with a snapshot (an operator's view)."""
+
+    @app.table_route(table=eventstore_table, match_info="order_id")
+    @when_ready(app)
+    async def get(self, request: Request, order_id: str) -> Any:
+        version = event_store.version(order_id)
+        if version == 0:
+            return json_error(self, 404, "NotFound", f"no order {order_id!r}")
+        return self.json(
+            {
+                "orderId": order_id,
+                "version": version,
+                "snapshotEvery": app.settings.snapshot_every,
+                "snapshots": event_store.snapshot_versions(order_id),
+            }
+        )
