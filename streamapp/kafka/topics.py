@@ -184,3 +184,13 @@ async def describe_topics(bootstrap: str, names: list[str] | None = None) -> lis
     async with admin_client(bootstrap) as admin:
         infos = await _describe(admin, names)
     return [i for i in infos if not i.name.startswith("__")]
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition numbers of a topic; TopicError if it does not exist."""
+    async with admin_client(bootstrap) as admin:
+        [described] = await admin.describe_topics([topic])
+    partitions = sorted(p["partition"] for p in described["partitions"])
+    if described["error_code"] != 0 or not partitions:
+        raise TopicError(f"topic {topic} has no partitions (error {described['error_code']})")
+    return partitions

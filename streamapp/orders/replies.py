@@ -17,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
-from streamapp.kafka.topics import admin_client
+from streamapp.kafka.topics import topic_partitions
 from streamapp.messages import Reply
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class ReplyWaiter(Service):
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
         )
         await consumer.start()
-        partitions = await _partitions(self.bootstrap, self.topic)
+        partitions = await topic_partitions(self.bootstrap, self.topic)
         consumer.assign([TopicPartition(self.topic, p) for p in partitions])
         await consumer.seek_to_end()
         for tp in consumer.assignment():  # resolve the lazy seek now, before any request
@@ -82,12 +82,3 @@ class ReplyWaiter(Service):
             return None
         finally:
             self._pending.pop(command_id, None)
-
-
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    async with admin_client(bootstrap) as admin:
-        [described] = await admin.describe_topics([topic])
-    partitions = [p["partition"] for p in described["partitions"]]
-    if described["error_code"] != 0 or not partitions:
-        raise RuntimeError(f"topic {topic} has no partitions (error {described['error_code']})")
-    return partitions

@@ -1,0 +1,300 @@
+"""The order event store through real workers, Kafka topics and HTTP."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from streamapp.messages import Command, new_id
+from tests.integration.kafka_io import (
+    events_on,
+    read_topic,
+    replies_by_command,
+    send_commands,
+    send_records,
+)
+from tests.integration.support import Worker, http_json, wait_for
+
+pytestmark = pytest.mark.integration
+
+ORDER = {
+    "customerId": "cust-7",
+    "items": [{"sku": "SKU-1", "quantity": 2, "unitPrice": "9.99"}],
+    "paymentMethod": "card",
+    "shippingAddress": {"country": "NL", "city": "Delft", "line1": "Mekelweg 4"},
+}
+
+
+class Orders:
+    """The test's view of one streamapp deployment: topic names and helpers."""
+
+    def __init__(self, bootstrap: str, env: dict[str, str]) -> None:
+        self.bootstrap = bootstrap
+        prefix = env["STREAMAPP_TOPIC_PREFIX"]
+        self.commands = f"{prefix}orders.commands"
+        self.replies = f"{prefix}orders.replies"
+        self.events = f"{prefix}orders.events"
+
+    def send(self, *commands: Command) -> None:
+        send_commands(self.bootstrap, self.commands, commands)
+
+    def wait_replies(
+        self, command_ids: list[str], timeout: float = 60, each: int = 1
+    ) -> dict[str, Any]:
+        """All replies, once every command id has at least `each` of them."""
+
+        def all_replied() -> dict[str, Any] | None:
+            found = replies_by_command(self.bootstrap, self.replies)
+            return found if all(len(found.get(c, ())) >= each for c in command_ids) else None
+
+        return wait_for(all_replied, timeout, f"replies to {len(command_ids)} commands", 0.5)
+
+
+@pytest.fixture
+def orders(bootstrap: str, worker_env: dict[str, str]) -> Orders:
+    return Orders(bootstrap, worker_env)
+
+
+def create(order_id: str, expected: int | None = 0, **data: Any) -> Command:
+    return Command(new_id(), "CreateOrder", order_id, {**ORDER, **data}, expected_version=expected)
+
+
+def note(order_id: str, text: str) -> Command:
+    return Command(new_id(), "AddOrderNote", order_id, {"note": text})
+
+
+def post(url: str, body: Any) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=orjson.dumps(body), method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+def test_concurrent_creates_duplicates_and_http_answers(
+    orders: Orders, start_worker: Callable[..., Worker]
+) -> None:
+    worker = start_worker()
+    worker.wait_ready()
+    # Two clients race to create the same order, expecting version 0.
+    racers = [create("order-race"), create("order-race")]
+    threads = [threading.Thread(target=orders.send, args=(c,)) for c in racers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # One client sends the same command three times.
+    same = create("order-same")
+    for _ in range(3):
+        orders.send(same)
+    orders.wait_replies([same.command_id], each=3)
+    replies = orders.wait_replies([c.command_id for c in racers])
+
+    race = sorted((replies[c.command_id][0] for c in racers), key=lambda r: r["status"])
+    assert [r["status"] for r in race] == ["accepted", "rejected"]
+    assert race[1]["error"]["type"] == "ConcurrencyError"
+    assert race[1]["error"]["currentVersion"] == 1
+    assert [r["status"] for r in replies[same.command_id]] == ["accepted", "duplicate", "duplicate"]
+    assert len({tuple(r["eventIds"]) for r in replies[same.command_id]}) == 1
+
+    events = [e for e in events_on(orders.bootstrap, orders.events)]
+    assert sorted((e["aggregateId"], e["version"]) for e in events) == [
+        ("order-race", 1),
+        ("order-same", 1),
+    ]
+
+    status, order = http_json(f"{worker.url}/orders/order-same")
+    assert status == 200
+    assert order["status"] == "PENDING" and order["version"] == 1
+    assert order["totalAmount"] == "19.98" and order["customerId"] == "cust-7"
+
+    # POST /orders: 201 accepted, 200 duplicate, 409 concurrency, 422 invalid
+    body = {**ORDER, "orderId": "order-http", "commandId": "cmd-http-1"}
+    assert post(f"{worker.url}/orders", body)[0] == 201
+    status, again = post(f"{worker.url}/orders", body)
+    assert status == 200 and again["status"] == "duplicate"
+    status, clash = post(f"{worker.url}/orders", {**body, "commandId": "cmd-http-2"})
+    assert status == 409 and clash["error"]["type"] == "ConcurrencyError"
+    status, bad = post(f"{worker.url}/orders", {**ORDER, "items": []})
+    assert status == 422 and bad["error"]["type"] == "ValidationError"
+    status, bad = post(f"{worker.url}/orders", ["not", "an", "object"])
+    assert status == 422 and bad["error"]["type"] == "SchemaError"
+    status, missing = http_json(f"{worker.url}/orders/no-such-order")
+    assert status == 404 and missing["error"]["type"] == "NotFound"
+
+
+def test_250_events_snapshots_and_event_ranges(
+    orders: Orders, worker_env: dict[str, str], start_worker: Callable[..., Worker]
+) -> None:
+    worker = start_worker()
+    worker.wait_ready()
+    commands = [create("order-long"), *[note("order-long", f"note {n}") for n in range(2, 251)]]
+    orders.send(*commands)
+    replies = orders.wait_replies([c.command_id for c in commands], timeout=120)
+    assert all(replies[c.command_id][0]["status"] == "accepted" for c in commands)
+
+    status, order = http_json(f"{worker.url}/orders/order-long")
+    assert status == 200 and order["version"] == 250 and order["notes"] == 249
+    assert order["status"] == "PENDING"
+    status, snapshots = http_json(f"{worker.url}/orders/order-long/snapshots")
+    assert status == 200 and snapshots["snapshots"] == [100, 200]
+    status, page = http_json(f"{worker.url}/orders/order-long/events?fromVersion=120&toVersion=130")
+    assert status == 200
+    assert [e["version"] for e in page["events"]] == list(range(120, 131))
+    assert page["events"][0]["data"] == {"note": "note 120"}
+    assert page["events"][0]["causationId"] == commands[119].command_id
+
+    # The snapshots are in the changelog too, at exactly those versions.
+    changelog = read_topic(
+        orders.bootstrap, f"{worker_env['STREAMAPP_APP_ID']}-eventstore-changelog"
+    )
+    snapshot_keys = sorted({r.key for r in changelog if r.key.startswith(b"s/order-long/")})
+    assert snapshot_keys == [b"s/order-long/0000000100", b"s/order-long/0000000200"]
+
+
+def test_bad_records_never_stop_the_partition(
+    orders: Orders, start_worker: Callable[..., Worker]
+) -> None:
+    worker = start_worker()
+    worker.wait_ready()
+    key = b"order-bad"
+    unknown = Command(new_id(), "ShipItNow", "order-bad", {})
+    missing = {"commandId": new_id(), "commandType": "CreateOrder", "data": ORDER}  # no aggregateId
+    negative = create("order-bad", items=[{"sku": "A", "quantity": -1, "unitPrice": "1.00"}])
+    huge = create("order-bad", paymentMethod="x" * (1024 * 1024))
+    good = create("order-bad")
+    send_records(
+        orders.bootstrap,
+        orders.commands,
+        [
+            (key, b"{not json"),
+            (key, b"\xff\xfe\x00"),
+            (key, unknown.to_json()),
+            (key, orjson.dumps(missing)),
+            (key, negative.to_json()),
+            (key, huge.to_json()),
+            (key, good.to_json()),
+        ],
+        max_request_size=4 * 1024 * 1024,
+    )
+    replies = orders.wait_replies(
+        [
+            unknown.command_id,
+            missing["commandId"],
+            negative.command_id,
+            huge.command_id,
+            good.command_id,
+        ]
+    )
+    assert replies[unknown.command_id][0]["error"]["type"] == "UnknownCommand"
+    assert replies[missing["commandId"]][0]["error"]["type"] == "SchemaError"
+    assert replies[negative.command_id][0]["error"]["type"] == "ValidationError"
+    assert replies[huge.command_id][0]["error"]["type"] == "SchemaError"
+    assert replies[good.command_id][0]["status"] == "accepted"
+    status, order = http_json(f"{worker.url}/orders/order-bad")
+    assert status == 200 and order["version"] == 1
+
+    metrics = urllib.request.urlopen(f"{worker.url}/metrics", timeout=5).read().decode()
+    assert 'streamapp_records_rejected_total{agent="orders",reason="invalid"} 4.0' in metrics
+    assert worker.proc is not None and worker.proc.poll() is None
+
+
+def test_any_worker_answers_for_any_order(
+    orders: Orders, start_worker: Callable[..., Worker]
+) -> None:
+    first, second = start_worker(), start_worker()
+    first.wait_ready()
+    second.wait_ready()
+    wait_for(
+        lambda: (
+            all(http_json(f"{w.url}/ready")[1]["assignedPartitions"] > 0 for w in (first, second))
+            and all(http_json(f"{w.url}/ready")[0] == 200 for w in (first, second))
+        ),
+        60,
+        "both workers to own partitions",
+    )
+    ids = [f"order-{n}" for n in range(8)]
+    for n, order_id in enumerate(ids):  # POST through either worker
+        worker = (first, second)[n % 2]
+        status, reply = post(f"{worker.url}/orders", {**ORDER, "orderId": order_id})
+        assert status == 201, reply
+    for order_id in ids:
+        for worker in (first, second):
+            status, order = http_json(f"{worker.url}/orders/{order_id}")
+            assert status == 200 and order["orderId"] == order_id and order["version"] == 1
+            status, page = http_json(f"{worker.url}/orders/{order_id}/events")
+            assert status == 200 and len(page["events"]) == 1
+
+
+def test_kill9_during_2000_commands_loses_and_duplicates_nothing(
+    orders: Orders, worker_env: dict[str, str], start_worker: Callable[..., Worker]
+) -> None:
+    # Commit rarely, so each kill leaves processed-but-uncommitted commands to redeliver.
+    worker_env["STREAMAPP_CONSUMER_COMMIT_INTERVAL_MS"] = "10000"
+    worker = start_worker()
+    worker.wait_ready()
+    order_ids = [f"order-{n:03d}" for n in range(200)]
+    rounds = [[create(o) for o in order_ids]] + [
+        [note(o, f"round {r}") for o in order_ids] for r in range(1, 10)
+    ]
+    commands = [c for batch in rounds for c in batch]  # per order: create, then 9 notes
+
+    def send_steadily() -> None:  # ~20 s of traffic, so the kills land mid-stream
+        for start in range(0, len(commands), 50):
+            orders.send(*commands[start : start + 50])
+            threading.Event().wait(0.5)
+
+    sender = threading.Thread(target=send_steadily)
+    sender.start()
+    try:
+        for replied_before_kill in (300, 1000):
+            wait_for(
+                lambda n=replied_before_kill: (
+                    len(replies_by_command(orders.bootstrap, orders.replies)) >= n
+                ),
+                120,
+                f"{replied_before_kill} replies",
+            )
+            worker.kill9()
+            worker = start_worker(port=worker.port)
+            worker.wait_ready()
+    finally:
+        sender.join(120)
+    replies = orders.wait_replies([c.command_id for c in commands], timeout=180)
+
+    # Every command has a reply; a re-published reply is identical to the first.
+    for command in commands:
+        assert {orjson.dumps(r) for r in replies[command.command_id]} == {
+            orjson.dumps(replies[command.command_id][0])
+        }
+        assert replies[command.command_id][0]["status"] == "accepted", replies[command.command_id]
+
+    # The kills did hit processed-but-uncommitted commands: their replies went out again.
+    assert any(len(replies[c.command_id]) > 1 for c in commands)
+
+    # orders.events: no two different events share (aggregateId, version); gapless 1..10.
+    by_position: dict[tuple[str, int], set[bytes]] = {}
+    for event in events_on(orders.bootstrap, orders.events):
+        by_position.setdefault((event["aggregateId"], event["version"]), set()).add(
+            orjson.dumps(event)
+        )
+    assert all(len(copies) == 1 for copies in by_position.values())
+    assert set(by_position) == {(o, v) for o in order_ids for v in range(1, 11)}
+    # Each command was applied once: its event ids are at exactly one position.
+    event_ids = [orjson.loads(next(iter(c)))["eventId"] for c in by_position.values()]
+    assert len(event_ids) == len(set(event_ids)) == 2000
+
+    for order_id in order_ids[::20]:
+        status, order = http_json(f"{worker.url}/orders/{order_id}")
+        assert status == 200 and order["version"] == 10 and order["notes"] == 9
+        status, page = http_json(f"{worker.url}/orders/{order_id}/events")
+        assert [e["version"] for e in page["events"]] == list(range(1, 11))
+    assert worker.proc is not None and worker.proc.poll() is None  # still serving
