@@ -36,7 +36,8 @@ integration: setup
 	$(BIN)/pytest tests/integration
 
 bench: setup
-	$(BIN)/python bench/relay.py
+	$(BIN)/python -m bench.relay
+	$(BIN)/python -m bench.eventstore
 
 clean:
 	-$(BIN)/streamapp kafka down

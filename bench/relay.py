@@ -6,7 +6,7 @@ In one run against the same broker and the same 200,000 records of ~300 bytes:
 Both rates come from the output records' timestamps (first to last relayed record), so
 start-up and group joining are excluded the same way for both. Prints records/s and b/a.
 
-    make bench            # or: .venv/bin/python bench/relay.py --records 200000
+    make bench            # or: .venv/bin/python -m bench.relay --records 200000
 """
 
 from __future__ import annotations
@@ -22,13 +22,10 @@ import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streamapp.kafka.broker import LocalBroker
-from streamapp.kafka.topics import TopicSpec, admin_client, ensure_topics
-from streamapp.settings import load_settings
-
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common import OUT_DIR, ROOT, delete_topics, kafka, output_rate, save, wait_for_records
+from streamapp.kafka.topics import TopicSpec, ensure_topics
 
 
 def payload(i: int, size: int) -> bytes:
@@ -89,40 +86,6 @@ async def raw_relay(bootstrap: str, source: str, sink: str, records: int) -> flo
     return records / (time.perf_counter() - (started or time.perf_counter()))
 
 
-async def end_total(bootstrap: str, topic: str, partitions: int) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
-        return sum(ends.values())
-    finally:
-        await consumer.stop()
-
-
-async def output_rate(bootstrap: str, topic: str, records: int) -> float:
-    """records/s between the first and the last output record's CreateTime."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=10000,
-    )
-    await consumer.start()
-    first, last, seen = None, None, 0
-    try:
-        while seen < records:
-            for messages in (await consumer.getmany(timeout_ms=2000)).values():
-                for message in messages:
-                    first = message.timestamp if first is None else min(first, message.timestamp)
-                    last = message.timestamp if last is None else max(last, message.timestamp)
-                    seen += 1
-    finally:
-        await consumer.stop()
-    assert first is not None and last is not None
-    return (records - 1) / max((last - first) / 1000.0, 1e-3)
-
-
 def faust_relay(
     loglevel: str,
     bootstrap: str,
@@ -153,13 +116,9 @@ def faust_relay(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + timeout
-        while asyncio.run(end_total(bootstrap, sink, partitions)) < records:
-            if worker.poll() is not None:
-                raise SystemExit(f"faust relay exited early, see {log_path}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"faust relay did not finish in {timeout:.0f} s")
-            time.sleep(1.0)
+        wait_for_records(
+            bootstrap, sink, partitions, records, timeout, alive=lambda: worker.poll() is None
+        )
     finally:
         worker.terminate()
         worker.wait(30)
@@ -180,70 +139,62 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    settings = load_settings()
-    broker = LocalBroker(settings) if settings.uses_local_kafka else None
-    started_broker = broker is not None and not broker.status().running
-    if broker is not None:
-        broker.up()
-    bootstrap = settings.bootstrap
     run = f"bench-relay-{uuid.uuid4().hex[:8]}"
-    out_dir = ROOT / "bench" / "out"
-    out_dir.mkdir(parents=True, exist_ok=True)
     source, raw_sink, faust_sink = f"{run}.in", f"{run}.out-raw", f"{run}.out-faust"
-    try:
-        asyncio.run(
-            ensure_topics(
-                bootstrap,
-                [TopicSpec(name, args.partitions, 1) for name in (source, raw_sink, faust_sink)],
-            )
-        )
-        fill_rate = asyncio.run(fill(bootstrap, source, args.records, args.size))
-        print(
-            f"filled {args.records} records of {len(payload(0, args.size))} B "
-            f"at {fill_rate:,.0f} records/s"
-        )
+    with kafka() as bootstrap:
+        try:
+            return measure(args, bootstrap, run, source, raw_sink, faust_sink)
+        finally:
+            asyncio.run(delete_topics(bootstrap, [source, raw_sink, faust_sink]))
 
-        wall_raw = asyncio.run(raw_relay(bootstrap, source, raw_sink, args.records))
-        raw = asyncio.run(output_rate(bootstrap, raw_sink, args.records))
-        print(f"(a) raw aiokafka relay : {raw:>10,.0f} records/s (wall {wall_raw:,.0f}/s)")
 
-        faust_relay(
-            args.faust_loglevel,
+def measure(
+    args: argparse.Namespace, bootstrap: str, run: str, source: str, raw_sink: str, faust_sink: str
+) -> int:
+    asyncio.run(
+        ensure_topics(
             bootstrap,
-            source,
-            faust_sink,
-            args.partitions,
-            args.records,
-            args.timeout,
-            out_dir / f"{run}-faust.log",
+            [TopicSpec(name, args.partitions, 1) for name in (source, raw_sink, faust_sink)],
         )
-        faust = asyncio.run(output_rate(bootstrap, faust_sink, args.records))
-        print(f"(b) bare Faust relay   : {faust:>10,.0f} records/s")
-        print(f"ratio b/a              : {faust / raw:10.2f}")
-        result = {
-            "run": run,
-            "records": args.records,
-            "value_bytes": len(payload(0, args.size)),
-            "partitions": args.partitions,
-            "fill_per_s": round(fill_rate),
-            "raw_per_s": round(raw),
-            "faust_per_s": round(faust),
-            "ratio_faust_to_raw": round(faust / raw, 3),
-            "faust_loglevel": args.faust_loglevel,
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        }
-        (out_dir / f"{run}.json").write_text(json.dumps(result, indent=2))
-    finally:
-        asyncio.run(_delete_topics(bootstrap, [source, raw_sink, faust_sink]))
-        if broker is not None and started_broker:
-            broker.down()
+    )
+    fill_rate = asyncio.run(fill(bootstrap, source, args.records, args.size))
+    print(
+        f"filled {args.records} records of {len(payload(0, args.size))} B "
+        f"at {fill_rate:,.0f} records/s"
+    )
+
+    wall_raw = asyncio.run(raw_relay(bootstrap, source, raw_sink, args.records))
+    raw = asyncio.run(output_rate(bootstrap, raw_sink, args.records))
+    print(f"(a) raw aiokafka relay : {raw:>10,.0f} records/s (wall {wall_raw:,.0f}/s)")
+
+    faust_relay(
+        args.faust_loglevel,
+        bootstrap,
+        source,
+        faust_sink,
+        args.partitions,
+        args.records,
+        args.timeout,
+        OUT_DIR / f"{run}-faust.log",
+    )
+    faust = asyncio.run(output_rate(bootstrap, faust_sink, args.records))
+    print(f"(b) bare Faust relay   : {faust:>10,.0f} records/s")
+    print(f"ratio b/a              : {faust / raw:10.2f}")
+    result = {
+        "run": run,
+        "records": args.records,
+        "value_bytes": len(payload(0, args.size)),
+        "partitions": args.partitions,
+        "fill_per_s": round(fill_rate),
+        "raw_per_s": round(raw),
+        "faust_per_s": round(faust),
+        "ratio_faust_to_raw": round(faust / raw, 3),
+        "faust_loglevel": args.faust_loglevel,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+    save(run, result)
     return 0
-
-
-async def _delete_topics(bootstrap: str, names: list[str]) -> None:
-    async with admin_client(bootstrap) as admin:
-        await admin.delete_topics(names)
 
 
 if __name__ == "__main__":

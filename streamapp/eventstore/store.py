@@ -104,13 +104,17 @@ class EventStore:
                 )
         for event in events:
             self.kv[event_key(stream_id, event.version)] = event.to_dict()
-        snapshot_versions = list(head.get("snapshots", [])) if head else []
+        latest = int(head.get("snapshotVersion", 0)) if head else 0
         for version, state in snapshots:
-            self.kv[snapshot_key(stream_id, version)] = {"version": version, "state": state}
-            snapshot_versions.append(version)
+            self.kv[snapshot_key(stream_id, version)] = {
+                "version": version,
+                "previous": latest,  # a chain for snapshot_versions(); loads never walk it
+                "state": state,
+            }
+            latest = version
         self.kv[head_key(stream_id)] = {
             "version": events[-1].version,
-            "snapshots": snapshot_versions,
+            "snapshotVersion": latest,
             "commit": dict(commit) if commit else None,
         }
         return AppendResult(current + 1, events[-1].version)
@@ -123,30 +127,38 @@ class EventStore:
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[Event]:
         """Events from_version..to_version (inclusive), clipped to the stream."""
-        last = (
-            self.version(stream_id)
-            if to_version is None
-            else min(to_version, self.version(stream_id))
-        )
+        current = self.version(stream_id)
+        last = current if to_version is None else min(to_version, current)
+        return self.read_range(stream_id, from_version, last)
+
+    def read_range(self, stream_id: str, from_version: int, to_version: int) -> list[Event]:
+        """Events from_version..to_version that the caller knows exist (no head read)."""
         events = []
-        for version in range(max(from_version, 1), last + 1):
+        for version in range(max(from_version, 1), to_version + 1):
             doc = self.kv.get(event_key(stream_id, version))
             if doc is None:  # cannot happen after a prefix-preserving crash; say so loudly
                 raise LookupError(f"stream {stream_id} has no event at version {version}")
             events.append(Event.from_dict(doc))
         return events
 
-    def latest_snapshot(self, stream_id: str) -> tuple[int, Mapping[str, Any]] | None:
-        versions = self.snapshot_versions(stream_id)
-        if not versions:
+    def latest_snapshot(
+        self, stream_id: str, head: Mapping[str, Any] | None = None
+    ) -> tuple[int, Mapping[str, Any]] | None:
+        head = self.head(stream_id) if head is None else head
+        version = int(head.get("snapshotVersion", 0)) if head else 0
+        if not version:
             return None
-        doc = self.kv[snapshot_key(stream_id, versions[-1])]
-        return versions[-1], doc["state"]
+        return version, self.kv[snapshot_key(stream_id, version)]["state"]
 
     def snapshot_versions(self, stream_id: str) -> list[int]:
-        """Versions that have a snapshot, oldest first."""
+        """Versions that have a snapshot, oldest first (walks the chain: operators only)."""
         head = self.head(stream_id)
-        return list(head.get("snapshots", [])) if head else []
+        version = int(head.get("snapshotVersion", 0)) if head else 0
+        found = []
+        while version:
+            found.append(version)
+            version = int(self.kv[snapshot_key(stream_id, version)]["previous"])
+        return found[::-1]
 
 
 class Repository(Generic[S]):
@@ -171,14 +183,17 @@ class Repository(Generic[S]):
 
     def load(self, stream_id: str) -> tuple[S | None, int]:
         """(state, version); (None, 0) for a stream that does not exist."""
-        version = self.store.version(stream_id)
+        head = self.store.head(stream_id)
+        if head is None:
+            return None, 0
+        version = int(head["version"])
         state: S | None = None
         start = 1
-        snapshot = self.store.latest_snapshot(stream_id)
+        snapshot = self.store.latest_snapshot(stream_id, head)
         if snapshot is not None:
             start = snapshot[0] + 1
             state = self.from_snapshot(snapshot[1])
-        for event in self.store.read_events(stream_id, start, version):
+        for event in self.store.read_range(stream_id, start, version):
             state = self.apply(state, event)
         return state, version
 

@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from streamapp.app import app
-from streamapp.probe.model import InvalidProbe, parse_probe, record_probe, utc_now_iso
+from streamapp.messages import iso_utc
+from streamapp.probe.model import InvalidProbe, parse_probe, record_probe
 from streamapp.resilience.setaside import set_aside
 
 AGENT = "probe"
@@ -28,7 +29,7 @@ async def count_probes(stream: Any) -> None:
             continue
         message = event.message
         updated = record_probe(
-            probes_table.get(key), probe, message.partition, message.offset, utc_now_iso()
+            probes_table.get(key), probe, message.partition, message.offset, iso_utc()
         )
         if updated is None:
             app.metrics.records_replayed.labels(AGENT).inc()

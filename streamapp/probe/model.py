@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from streamapp.messages import iso_utc
 
 MAX_PROBE_BYTES = 64 * 1024
 
@@ -18,13 +19,8 @@ class InvalidProbe(ValueError):
         self.reason = reason
 
 
-def utc_now_iso() -> str:
-    """ISO-8601 UTC with milliseconds and a Z, as the contract writes timestamps."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def encode_probe(probe_id: str, sent_at: str | None = None) -> bytes:
-    return orjson.dumps({"probeId": probe_id, "sentAt": sent_at or utc_now_iso()})
+    return orjson.dumps({"probeId": probe_id, "sentAt": sent_at or iso_utc()})
 
 
 def parse_probe(key: bytes | None, raw: bytes | None) -> dict[str, str]:
