@@ -26,7 +26,7 @@ def kafka() -> Iterator[str]:
     again afterwards) unless it already runs or external servers are configured."""
     settings = load_settings()
     broker = LocalBroker(settings) if settings.uses_local_kafka else None
-    started = broker is not None and not broker.status().running
+    started = broker is not None and broker.status().state == "stopped"
     if broker is not None:
         broker.up()
     try:

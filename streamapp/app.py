@@ -149,6 +149,18 @@ class StreamApp(faust.App):
         if report.created:
             log.info("created topics: %s", ", ".join(report.created))
 
+    async def hand_over_table_writes(self) -> None:
+        """Wait until this record's table writes are in the Kafka producer.
+
+        Table assignments queue their changelog records in faust's ProducerBuffer. faust
+        flushes that buffer before committing offsets, but gives up after 0.1 s without
+        progress; draining it before the record is acked (the next loop iteration) makes
+        sure an offset is never committed ahead of its changelog records.
+        """
+        buffer = self.producer.buffer
+        while buffer.size:
+            await buffer.flush()
+
     # -- readiness ---------------------------------------------------------------------
     async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         self._assignment_received = True

@@ -38,12 +38,25 @@ def iso_from_millis(epoch_ms: int) -> str:
     return iso_utc(datetime.fromtimestamp(epoch_ms / 1000.0, UTC))
 
 
+MAX_ID_CHARS = 200
+
+
 def _text(doc: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
     value = doc.get(name)
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
         raise SchemaError(f"{name} must be a non-empty string")
+    return value
+
+
+def check_id(name: str, value: str) -> str:
+    """Ids become parts of table keys (``c/<aggregateId>/<commandId>``): no '/' or
+    control characters, bounded length."""
+    if len(value) > MAX_ID_CHARS or "/" in value or any(ord(c) < 32 for c in value):
+        raise SchemaError(
+            f"{name} must be at most {MAX_ID_CHARS} characters without '/' or control characters"
+        )
     return value
 
 
@@ -90,9 +103,9 @@ class Command:
         if not isinstance(data, dict):
             raise SchemaError("data must be a JSON object")
         return cls(
-            command_id=_text(doc, "commandId") or "",
+            command_id=check_id("commandId", _text(doc, "commandId") or ""),
             command_type=_text(doc, "commandType") or "",
-            aggregate_id=_text(doc, "aggregateId") or "",
+            aggregate_id=check_id("aggregateId", _text(doc, "aggregateId") or ""),
             data=data,
             expected_version=expected,
             correlation_id=_text(doc, "correlationId", required=False) or "",

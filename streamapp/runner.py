@@ -90,7 +90,8 @@ def run_system(settings: Settings, procfile: Path, workers: int) -> int:
     broker = LocalBroker(settings) if settings.uses_local_kafka else None
     started_broker = False
     if broker is not None:
-        started_broker = not broker.status().running
+        # Only a broker that was not there at all is ours to stop (not one starting up).
+        started_broker = broker.status().state == "stopped"
         print(f"[streamapp] {broker.up().describe()}", flush=True)
     stop_requested = False
 

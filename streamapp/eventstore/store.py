@@ -123,6 +123,25 @@ class EventStore:
         stored = self.read_events(stream_id, after + 1, after + len(events))
         return [e.event_id for e in stored] == [e.event_id for e in events]
 
+    def rewrite(self, stream_id: str, from_version: int, to_version: int, command_id: str) -> None:
+        """Write a command's records again, unchanged, in their original order.
+
+        After a crash the local RocksDB may hold writes whose changelog records never
+        left: rewriting sends them again, so a restore elsewhere sees them too. The head
+        is rewritten only while its commit record is this command's (later commands,
+        also redelivered, rewrite theirs).
+        """
+        for event in self.read_range(stream_id, from_version, to_version):
+            self.kv[event_key(stream_id, event.version)] = event.to_dict()
+        for version in range(max(from_version, 1), to_version + 1):
+            snapshot = self.kv.get(snapshot_key(stream_id, version))
+            if snapshot is not None:
+                self.kv[snapshot_key(stream_id, version)] = snapshot
+        head = self.head(stream_id)
+        commit = head.get("commit") if head else None
+        if head is not None and commit and commit["reply"]["commandId"] == command_id:
+            self.kv[head_key(stream_id)] = dict(head)
+
     def read_events(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[Event]:

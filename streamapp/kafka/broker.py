@@ -58,6 +58,18 @@ class BrokerStatus:
         return f"kafka {self.version} {self.state}{pid} at {self.bootstrap}{extra}"
 
 
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock held for the block (released if the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def find_java() -> str:
     """Path of a Java >= 17 runtime, from JAVA_HOME or PATH."""
     java_home = os.environ.get("JAVA_HOME")
@@ -181,6 +193,13 @@ class LocalBroker:
         marker = self.libs_dir / ".complete"
         if marker.exists():
             return self.libs_dir
+        # The cache is shared by every state dir (tests run several brokers): one fetch.
+        with _file_lock(self.cache_dir / ".fetch.lock"):
+            if not marker.exists():
+                self._fetch_jars()
+        return self.libs_dir
+
+    def _fetch_jars(self) -> None:
         mvn = find_maven()
         staging = self.libs_dir.with_name(f"libs.tmp-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
@@ -203,7 +222,6 @@ class LocalBroker:
         (staging / ".complete").write_text(self.version)
         shutil.rmtree(self.libs_dir, ignore_errors=True)
         staging.rename(self.libs_dir)
-        return self.libs_dir
 
     # -- configuration ----------------------------------------------------------------
     def server_properties(self) -> str:
@@ -294,16 +312,9 @@ class LocalBroker:
             raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
 
     # -- lifecycle -------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
         """Serialise up/down so that two concurrent `up` calls still give one broker."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.state_dir / ".lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return _file_lock(self.state_dir / ".lock")
 
     def _read_pid(self) -> int | None:
         try:
@@ -313,10 +324,10 @@ class LocalBroker:
 
     def _our_jvm(self, pid: int) -> bool:
         """The pid is alive and is the JVM started with this state dir's config."""
-        if not _pid_alive(pid):
+        if pid <= 1 or not _pid_alive(pid):
             return False
-        cmdline = _cmdline(pid)
-        return not cmdline or ("kafka.Kafka" in cmdline and str(self.config_file) in cmdline)
+        cmdline = _cmdline(pid)  # unreadable or empty: not provably ours, so not ours
+        return "kafka.Kafka" in cmdline and str(self.config_file) in cmdline
 
     def status(self) -> BrokerStatus:
         pid = self._read_pid()
@@ -405,14 +416,13 @@ class LocalBroker:
 
     @staticmethod
     def _stop_pid(pid: int, timeout: float) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
+        """Stop the JVM's process group (it leads one: started with a new session)."""
+        _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + max(timeout - 3.0, 1.0)
         while time.monotonic() < deadline and _pid_alive(pid):
             time.sleep(0.1)
         if _pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+            _signal_group(pid, signal.SIGKILL)
             kill_deadline = time.monotonic() + 3.0
             while time.monotonic() < kill_deadline and _pid_alive(pid):
                 time.sleep(0.05)
@@ -423,6 +433,15 @@ class LocalBroker:
             if path.exists():
                 return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
         return ""
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal pid's process group only if pid leads it; otherwise just pid."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if pid > 1 and os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        elif pid > 1:
+            os.kill(pid, sig)
 
 
 def min_heap(max_heap: str) -> str:

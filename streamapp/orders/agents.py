@@ -78,6 +78,7 @@ async def process_commands(stream: Any) -> None:
         for stored in outcome.events:
             await events_topic.send(key=stored.aggregate_id.encode(), value=stored.to_json())
         await _reply(outcome.reply)
+        await app.hand_over_table_writes()
         if outcome.redelivered:
             app.metrics.records_replayed.labels(AGENT).inc()
         app.metrics.records_processed.labels(AGENT).inc()

@@ -21,6 +21,7 @@ COMMAND_TYPES = ("CreateOrder", "CancelOrder", "ConfirmOrder", "AddOrderNote")
 MAX_ITEMS = 100
 MAX_QUANTITY = 1_000_000
 MAX_PRICE_DECIMALS = 4
+MAX_PRICE_DIGITS = 12  # before the decimal point: 10^12 is beyond any unit price
 MAX_NOTE_CHARS = 2000
 
 
@@ -84,6 +85,8 @@ def _money(value: Any, where: str) -> Decimal:
         raise ValidationError(f"{where} is not a decimal: {value!r}") from None
     if not amount.is_finite() or amount < 0:
         raise ValidationError(f"{where} must be a non-negative decimal, got {value!r}")
+    if amount and amount.adjusted() >= MAX_PRICE_DIGITS:
+        raise ValidationError(f"{where} must be below 10^{MAX_PRICE_DIGITS}")
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > MAX_PRICE_DECIMALS:
         raise ValidationError(f"{where} has more than {MAX_PRICE_DECIMALS} decimals")

@@ -69,11 +69,11 @@ class OrderCommandHandler:
             reply = Reply.from_dict(known["reply"])
             if (known["partition"], known["offset"]) != (source.partition, source.offset):
                 return Outcome(reply.as_duplicate())
-            stored: tuple[Event, ...] = ()
-            if reply.status == "accepted":
-                stored = tuple(
-                    self.store.read_events(stream, known["fromVersion"], known["toVersion"])
-                )
+            # A redelivery: this worker may have died with writes and sends in flight.
+            first, last = known["fromVersion"], known["toVersion"]
+            self.store.rewrite(stream, first, last, command.command_id)
+            self.store.kv[outcome_key(stream, command.command_id)] = dict(known)
+            stored = tuple(self.store.read_range(stream, first, last))
             return Outcome(reply, stored, redelivered=True)
 
         state, version = self.repository.load(stream)
@@ -92,7 +92,7 @@ class OrderCommandHandler:
         timestamp = iso_from_millis(source.timestamp_ms)
         events = tuple(
             Event(
-                event_id=derived_id(command.command_id, str(n)),
+                event_id=derived_id(stream, command.command_id, str(n)),
                 event_type=draft.event_type,
                 aggregate_id=stream,
                 aggregate_type=aggregate.AGGREGATE_TYPE,
@@ -119,8 +119,7 @@ class OrderCommandHandler:
             head = self.store.head(command.aggregate_id)
             commit = head.get("commit") if head else None
             if commit and commit["reply"]["commandId"] == command.command_id:
-                known = commit  # crashed between head and outcome: finish the job
-                self.store.kv[key] = dict(commit)
+                known = commit  # crashed between head and outcome: the head says it
         return known
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,7 +31,9 @@ class ReplyWaiter(Service):
         super().__init__(**kwargs)
         self.bootstrap = bootstrap
         self.topic = topic
-        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        # Waiters per command id, oldest first: two requests with one commandId each get
+        # a reply (the first the outcome, the second its duplicate), in arrival order.
+        self._pending: dict[str, deque[asyncio.Future[Reply]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self.positioned = asyncio.Event()
 
@@ -50,8 +53,9 @@ class ReplyWaiter(Service):
     async def on_stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
-        for future in self._pending.values():
-            future.cancel()
+        for waiters in self._pending.values():
+            for future in waiters:
+                future.cancel()
 
     @Service.task
     async def _consume(self) -> None:
@@ -61,11 +65,14 @@ class ReplyWaiter(Service):
             batches = await self._consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
-                    future = self._pending.get((record.key or b"").decode(errors="replace"))
-                    if future is None or future.done():
+                    waiters = self._pending.get((record.key or b"").decode(errors="replace"))
+                    while waiters and waiters[0].done():  # timed out meanwhile
+                        waiters.popleft()
+                    if not waiters:
                         continue
                     with contextlib.suppress(ValueError, KeyError, TypeError):
-                        future.set_result(Reply.from_dict(orjson.loads(record.value)))
+                        reply = Reply.from_dict(orjson.loads(record.value))
+                        waiters.popleft().set_result(reply)
 
     async def request(
         self, command_id: str, send: Callable[[], Awaitable[Any]], wait_s: float
@@ -74,11 +81,15 @@ class ReplyWaiter(Service):
         if not self.positioned.is_set():
             raise RuntimeError("reply consumer is not positioned yet")
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[command_id] = future
+        waiters = self._pending.setdefault(command_id, deque())
+        waiters.append(future)
         try:
             await send()
             return await asyncio.wait_for(future, wait_s)
         except TimeoutError:
             return None
         finally:
-            self._pending.pop(command_id, None)
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._pending.pop(command_id, None)

@@ -14,7 +14,7 @@ from faust.web import Request, View
 
 from streamapp.app import app
 from streamapp.errors import CommandRejected, SchemaError
-from streamapp.messages import Command, Reply, new_id
+from streamapp.messages import Command, Reply, check_id, derived_id, new_id
 from streamapp.orders.agents import commands_topic, event_store, eventstore_table, repository
 from streamapp.orders.replies import ReplyWaiter
 from streamapp.web.errors import json_error
@@ -39,23 +39,30 @@ def create_order_command(body: Any) -> Command:
     if not isinstance(body, dict):
         raise SchemaError("the body must be a JSON object")
     data = {k: v for k, v in body.items() if k not in ("orderId", "commandId")}
-    order_id = body.get("orderId") or f"order-{new_id()}"
     command_id = body.get("commandId") or new_id()
-    if not isinstance(order_id, str) or not isinstance(command_id, str):
-        raise SchemaError("orderId and commandId must be strings")
-    return Command(command_id, "CreateOrder", order_id, data, expected_version=0)
+    if not isinstance(command_id, str):
+        raise SchemaError("commandId must be a string")
+    # Without an orderId, derive it from the commandId: a retry (e.g. after a 504) with
+    # the same commandId then names the same order and is recognised as a duplicate.
+    order_id = body.get("orderId") or f"order-{derived_id('order', command_id)}"
+    if not isinstance(order_id, str):
+        raise SchemaError("orderId must be a string")
+    return Command(
+        check_id("commandId", command_id),
+        "CreateOrder",
+        check_id("orderId", order_id),
+        data,
+        expected_version=0,
+    )
 
 
 def reply_response(view: Any, reply: Reply) -> Any:
+    """201 accepted, 200 duplicate of an accepted command; a rejection (first time or
+    duplicate) keeps its 409/422 so a retrying client sees the same answer."""
     body = {"orderId": reply.aggregate_id, **reply.to_dict()}
-    if reply.status == "accepted":
-        return view.json(body, status=201)
-    if reply.status == "duplicate":
-        return view.json(body, status=200)
-    error = dict(reply.error or {})
-    return view.json(
-        {**body, "error": error}, status=REJECTION_STATUS.get(str(error.get("type")), 422)
-    )
+    if reply.error:
+        return view.json(body, status=REJECTION_STATUS.get(str(reply.error.get("type")), 422))
+    return view.json(body, status=201 if reply.status == "accepted" else 200)
 
 
 @app.page("/orders")
@@ -108,7 +115,7 @@ def _version_param(request: Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw in (None, ""):
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise SchemaError(f"{name} must be a non-negative integer, got {raw!r}")
     return int(raw)
 

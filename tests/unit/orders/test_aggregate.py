@@ -104,3 +104,11 @@ def test_snapshot_round_trip() -> None:
     assert state is not None
     assert OrderState.from_snapshot(state.to_snapshot()) == state
     assert state.to_view()["items"] == ITEMS
+
+
+def test_absurd_prices_are_rejected_not_overflowed() -> None:
+    for price in ("1E+999999", "1E+12", "1000000000000"):
+        with pytest.raises(ValidationError, match="below 10"):
+            decide(None, create(items=[{"sku": "A", "quantity": 10, "unitPrice": price}]))
+    [ok] = decide(None, create(items=[{"sku": "A", "quantity": 1, "unitPrice": "999999999999.99"}]))
+    assert ok.data["totalAmount"] == "999999999999.99"
