@@ -7,6 +7,8 @@ apps in one process without duplicate-metric errors.
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -61,3 +63,10 @@ class AppMetrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+
+    def processed(self, agent: str, started: float, *, replayed: bool = False) -> None:
+        """Count one record an agent finished (started = time.perf_counter() at its start)."""
+        if replayed:
+            self.records_replayed.labels(agent).inc()
+        self.records_processed.labels(agent).inc()
+        self.processing_seconds.labels(agent).observe(time.perf_counter() - started)

@@ -79,7 +79,4 @@ async def process_commands(stream: Any) -> None:
             await events_topic.send(key=stored.aggregate_id.encode(), value=stored.to_json())
         await _reply(outcome.reply)
         await app.hand_over_table_writes()
-        if outcome.redelivered:
-            app.metrics.records_replayed.labels(AGENT).inc()
-        app.metrics.records_processed.labels(AGENT).inc()
-        app.metrics.processing_seconds.labels(AGENT).observe(time.perf_counter() - started)
+        app.metrics.processed(AGENT, started, replayed=outcome.redelivered)

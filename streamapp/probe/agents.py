@@ -37,5 +37,4 @@ async def count_probes(stream: Any) -> None:
         # Reassign (never mutate in place): only assignments reach the changelog.
         probes_table[key] = updated
         await app.hand_over_table_writes()
-        app.metrics.records_processed.labels(AGENT).inc()
-        app.metrics.processing_seconds.labels(AGENT).observe(time.perf_counter() - started)
+        app.metrics.processed(AGENT, started)

@@ -154,3 +154,15 @@ class Worker:
     def log(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def settle(*workers: Worker, timeout: float = 60.0) -> None:
+    """Wait until every worker is ready and owns partitions (the group has settled)."""
+    for worker in workers:
+        worker.wait_ready()
+
+    def settled() -> bool:
+        answers = [http_json(f"{w.url}/ready") for w in workers]
+        return all(status == 200 and body["assignedPartitions"] > 0 for status, body in answers)
+
+    wait_for(settled, timeout, f"{len(workers)} workers to own partitions")

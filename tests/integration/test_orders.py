@@ -18,7 +18,7 @@ from tests.integration.kafka_io import (
     send_commands,
     send_records,
 )
-from tests.integration.support import Worker, http_json, wait_for
+from tests.integration.support import Worker, http_json, settle, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -218,16 +218,7 @@ def test_any_worker_answers_for_any_order(
     orders: Orders, start_worker: Callable[..., Worker]
 ) -> None:
     first, second = start_worker(), start_worker()
-    first.wait_ready()
-    second.wait_ready()
-    wait_for(
-        lambda: (
-            all(http_json(f"{w.url}/ready")[1]["assignedPartitions"] > 0 for w in (first, second))
-            and all(http_json(f"{w.url}/ready")[0] == 200 for w in (first, second))
-        ),
-        60,
-        "both workers to own partitions",
-    )
+    settle(first, second)
     ids = [f"order-{n}" for n in range(8)]
     for n, order_id in enumerate(ids):  # POST through either worker
         worker = (first, second)[n % 2]

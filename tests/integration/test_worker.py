@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from streamapp.kafka.topics import admin_client
 from streamapp.probe.model import encode_probe
-from tests.integration.support import Worker, http_get, http_json, wait_for
+from tests.integration.support import Worker, http_get, http_json, settle, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -154,18 +154,8 @@ def test_any_worker_answers_for_any_key_by_forwarding_to_its_owner(
     bootstrap: str, worker_env: dict[str, str], start_worker: Callable[..., Worker]
 ) -> None:
     first, second = start_worker(), start_worker()
-    first.wait_ready()
-    second.wait_ready()
+    settle(first, second)
     topic = worker_env["STREAMAPP_TOPIC_PREFIX"] + "streamapp.probes"
-    # Both workers own partitions once the group has settled.
-    wait_for(
-        lambda: (
-            all(http_json(f"{w.url}/ready")[1]["assignedPartitions"] > 0 for w in (first, second))
-            and all(http_json(f"{w.url}/ready")[0] == 200 for w in (first, second))
-        ),
-        60,
-        "both workers to own partitions",
-    )
     send(bootstrap, topic, [(k.encode(), encode_probe(f"{k}-0")) for k in KEYS])
     partitions = set()
     for key in KEYS:
