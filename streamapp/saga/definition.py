@@ -1,0 +1,115 @@
+"""Saga definitions: ordered steps, each a command with the events that settle it (pure).
+
+A definition is data; :mod:`streamapp.saga.machine` interprets it. The order saga is
+declared at the bottom of this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Compensation:
+    """How a completed step is undone: a command, and the events that confirm it."""
+
+    command: str
+    confirmed_by: frozenset[str]
+    failed_by: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One forward step: the command to send, where, and which events settle it."""
+
+    name: str
+    command: str
+    topic: str
+    succeeded_by: frozenset[str]
+    failed_by: frozenset[str]
+    timeout_ms: int
+    compensation: Compensation | None = None
+
+    def __post_init__(self) -> None:
+        if self.succeeded_by & self.failed_by:
+            raise ValueError(f"step {self.name}: an event cannot mean success and failure")
+        if self.timeout_ms <= 0:
+            raise ValueError(f"step {self.name}: timeout_ms must be positive")
+
+
+@dataclass(frozen=True)
+class EndCommand:
+    """A command the saga sends when it ends (e.g. ConfirmOrder / CancelOrder)."""
+
+    command: str
+    topic: str
+
+
+@dataclass(frozen=True)
+class SagaDefinition:
+    """Steps run in order; on failure, timeout or cancel the completed ones are
+    compensated in reverse order. Compensations are retried until confirmed, at most
+    ``max_compensation_attempts`` times each, then the saga is FAILED."""
+
+    saga_type: str
+    steps: tuple[Step, ...]
+    on_completed: EndCommand | None = None
+    on_compensated: EndCommand | None = None
+    compensation_timeout_ms: int = 10_000
+    max_compensation_attempts: int = 5
+    step_index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            raise ValueError("a saga needs at least one step")
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"step names must be unique: {names}")
+        object.__setattr__(self, "step_index", {n: i for i, n in enumerate(names)})
+
+    def step(self, name: str) -> Step:
+        return self.steps[self.step_index[name]]
+
+
+def order_fulfillment(
+    step_timeout_ms: int = 30_000,
+    compensation_timeout_ms: int = 10_000,
+    max_compensation_attempts: int = 5,
+) -> SagaDefinition:
+    """ReserveInventory -> ProcessPayment -> ScheduleShipment, then ConfirmOrder."""
+    return SagaDefinition(
+        saga_type="OrderFulfillment",
+        steps=(
+            Step(
+                name="ReserveInventory",
+                command="ReserveInventory",
+                topic="inventory.commands",
+                succeeded_by=frozenset({"InventoryReserved"}),
+                failed_by=frozenset({"InventoryReservationFailed"}),
+                timeout_ms=step_timeout_ms,
+                compensation=Compensation("ReleaseInventory", frozenset({"InventoryReleased"})),
+            ),
+            Step(
+                name="ProcessPayment",
+                command="ProcessPayment",
+                topic="payments.commands",
+                succeeded_by=frozenset({"PaymentProcessed"}),
+                failed_by=frozenset({"PaymentFailed"}),
+                timeout_ms=step_timeout_ms,
+                compensation=Compensation("RefundPayment", frozenset({"PaymentRefunded"})),
+            ),
+            Step(
+                name="ScheduleShipment",
+                command="ScheduleShipment",
+                topic="shipping.commands",
+                succeeded_by=frozenset({"ShipmentScheduled"}),
+                failed_by=frozenset({"ShipmentFailed"}),
+                timeout_ms=step_timeout_ms,
+                compensation=Compensation("CancelShipment", frozenset({"ShipmentCancelled"})),
+            ),
+        ),
+        on_completed=EndCommand("ConfirmOrder", "orders.commands"),
+        on_compensated=EndCommand("CancelOrder", "orders.commands"),
+        compensation_timeout_ms=compensation_timeout_ms,
+        max_compensation_attempts=max_compensation_attempts,
+    )

@@ -1,0 +1,351 @@
+"""The saga state machine: (state, event | timeout | cancel) -> (state, commands) (pure).
+
+The orchestrator stores the returned state *before* it sends the returned commands;
+command ids are derived from (saga, step, forward|compensate), so a re-send after a
+crash is the same command and participants deduplicate it.
+
+Late replies: a step that timed out or was running when the client cancelled keeps
+``outcome_pending``. If it later succeeds, its compensation is sent then (the saga's
+terminal state does not change); if it later fails, nothing is left to undo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from streamapp.messages import derived_id
+from streamapp.saga.definition import SagaDefinition, Step
+
+# saga states (the contract's)
+STARTED, EXECUTING, COMPENSATING = "STARTED", "EXECUTING", "COMPENSATING"
+COMPLETED, COMPENSATED, FAILED = "COMPLETED", "COMPENSATED", "FAILED"
+TERMINAL = frozenset({COMPLETED, COMPENSATED, FAILED})
+
+# step statuses
+PENDING, RUNNING, SUCCEEDED = "PENDING", "RUNNING", "SUCCEEDED"
+STEP_FAILED, TIMED_OUT, ABANDONED = "FAILED", "TIMED_OUT", "ABANDONED"
+STEP_COMPENSATING, STEP_COMPENSATED = "COMPENSATING", "COMPENSATED"
+COMPENSATION_FAILED = "COMPENSATION_FAILED"
+
+
+@dataclass(frozen=True)
+class StepState:
+    name: str
+    status: str = PENDING
+    command_id: str | None = None
+    compensation_id: str | None = None
+    attempts: int = 0  # compensation attempts made
+    deadline_ms: int | None = None
+    outcome_pending: bool = False  # a forward command whose outcome may still arrive
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "commandId": self.command_id,
+            "compensationId": self.compensation_id,
+            "attempts": self.attempts,
+            "deadlineMs": self.deadline_ms,
+            "outcomePending": self.outcome_pending,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> StepState:
+        return cls(
+            doc["name"],
+            doc["status"],
+            doc.get("commandId"),
+            doc.get("compensationId"),
+            int(doc.get("attempts", 0)),
+            doc.get("deadlineMs"),
+            bool(doc.get("outcomePending")),
+        )
+
+
+@dataclass(frozen=True)
+class SagaState:
+    saga_id: str
+    saga_type: str
+    state: str
+    current_step: str | None
+    steps: tuple[StepState, ...]
+    data: Mapping[str, Any]
+    correlation_id: str
+    updated_ms: int
+    reason: str | None = None
+
+    def step(self, name: str) -> StepState:
+        return next(s for s in self.steps if s.name == name)
+
+    def with_step(self, new: StepState, **changes: Any) -> SagaState:
+        steps = tuple(new if s.name == new.name else s for s in self.steps)
+        return replace(self, steps=steps, **changes)
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline of a running step or compensation (for the timer)."""
+        deadlines = [s.deadline_ms for s in self.steps if s.deadline_ms is not None]
+        return min(deadlines) if deadlines else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sagaId": self.saga_id,
+            "sagaType": self.saga_type,
+            "state": self.state,
+            "currentStep": self.current_step,
+            "steps": [s.to_dict() for s in self.steps],
+            "data": dict(self.data),
+            "correlationId": self.correlation_id,
+            "updatedMs": self.updated_ms,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> SagaState:
+        return cls(
+            doc["sagaId"],
+            doc["sagaType"],
+            doc["state"],
+            doc.get("currentStep"),
+            tuple(StepState.from_dict(s) for s in doc["steps"]),
+            doc.get("data", {}),
+            doc["correlationId"],
+            int(doc["updatedMs"]),
+            doc.get("reason"),
+        )
+
+
+@dataclass(frozen=True)
+class SagaCommand:
+    """A command for a participant (or the order), keyed by the saga id."""
+
+    command_id: str
+    command_type: str
+    topic: str
+    saga_id: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SagaEvent:
+    """A saga lifecycle event for ``sagas.events``."""
+
+    event_type: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Transition:
+    state: SagaState
+    commands: tuple[SagaCommand, ...] = ()
+    events: tuple[SagaEvent, ...] = ()
+
+
+class SagaMachine:
+    """Interprets one SagaDefinition."""
+
+    def __init__(self, definition: SagaDefinition) -> None:
+        self.definition = definition
+
+    # -- entry points ----------------------------------------------------------------
+    def start(
+        self, saga_id: str, data: Mapping[str, Any], correlation_id: str, now_ms: int
+    ) -> Transition:
+        first = self.definition.steps[0]
+        state = SagaState(
+            saga_id,
+            self.definition.saga_type,
+            STARTED,
+            first.name,
+            tuple(StepState(s.name) for s in self.definition.steps),
+            data,
+            correlation_id,
+            now_ms,
+        )
+        state, command = self._run(state, first, now_ms)
+        return Transition(state, (command,), (SagaEvent("SagaStarted", {"data": dict(data)}),))
+
+    def on_event(
+        self, state: SagaState, event_type: str, causation_id: str | None, now_ms: int
+    ) -> Transition:
+        """A participant's event. Events that answer no command of this saga are ignored."""
+        for step in self.definition.steps:
+            current = state.step(step.name)
+            if causation_id is not None and causation_id == current.command_id:
+                if event_type in step.succeeded_by:
+                    return self._succeeded(state, step, now_ms)
+                if event_type in step.failed_by:
+                    return self._failed(state, step, event_type, now_ms)
+            compensation = step.compensation
+            if (
+                compensation is not None
+                and causation_id is not None
+                and causation_id == current.compensation_id
+            ):
+                if event_type in compensation.confirmed_by:
+                    return self._compensated(state, step, now_ms)
+                if event_type in compensation.failed_by:
+                    return Transition(state)  # retried when its deadline passes
+        return Transition(state)
+
+    def on_timeout(self, state: SagaState, now_ms: int) -> Transition:
+        """Deadlines that have passed: a step times out, a compensation is sent again."""
+        commands: list[SagaCommand] = []
+        events: list[SagaEvent] = []
+        for step in self.definition.steps:
+            current = state.step(step.name)
+            if current.deadline_ms is None or current.deadline_ms > now_ms:
+                continue
+            if current.status == RUNNING and state.state in (STARTED, EXECUTING):
+                timed_out = replace(
+                    current, status=TIMED_OUT, deadline_ms=None, outcome_pending=True
+                )
+                state = state.with_step(timed_out, updated_ms=now_ms)
+                done = self._begin_compensation(state, f"{step.name} timed out", now_ms)
+                state = done.state
+                commands += done.commands
+                events += done.events
+            elif current.status == STEP_COMPENSATING:
+                retry = self._retry_compensation(state, step, current, now_ms)
+                state = retry.state
+                commands += retry.commands
+                events += retry.events
+        return Transition(state, tuple(commands), tuple(events))
+
+    def cancel(self, state: SagaState, reason: str, now_ms: int) -> Transition:
+        """A client cancel: compensate what is done; the running step's late outcome is
+        handled when it arrives. A terminal or compensating saga is left as it is."""
+        if state.state not in (STARTED, EXECUTING):
+            return Transition(state)
+        for current in state.steps:
+            if current.status == RUNNING:
+                abandoned = replace(
+                    current, status=ABANDONED, deadline_ms=None, outcome_pending=True
+                )
+                state = state.with_step(abandoned)
+        return self._begin_compensation(replace(state, updated_ms=now_ms), reason, now_ms)
+
+    # -- forward -----------------------------------------------------------------------
+    def _run(self, state: SagaState, step: Step, now_ms: int) -> tuple[SagaState, SagaCommand]:
+        command_id = derived_id(state.saga_id, step.name, "forward")
+        running = replace(
+            state.step(step.name),
+            status=RUNNING,
+            command_id=command_id,
+            deadline_ms=now_ms + step.timeout_ms,
+        )
+        command = SagaCommand(command_id, step.command, step.topic, state.saga_id, state.data)
+        return state.with_step(running, current_step=step.name, updated_ms=now_ms), command
+
+    def _succeeded(self, state: SagaState, step: Step, now_ms: int) -> Transition:
+        current = state.step(step.name)
+        if current.status == RUNNING and state.state in (STARTED, EXECUTING):
+            done = replace(current, status=SUCCEEDED, deadline_ms=None)
+            state = state.with_step(done, updated_ms=now_ms)
+            completed = SagaEvent("SagaStepCompleted", {"step": step.name})
+            index = self.definition.step_index[step.name]
+            if index + 1 < len(self.definition.steps):
+                state, command = self._run(
+                    replace(state, state=EXECUTING), self.definition.steps[index + 1], now_ms
+                )
+                return Transition(state, (command,), (completed,))
+            state = replace(state, state=COMPLETED, current_step=None)
+            end = self._end_command(state, self.definition.on_completed)
+            return Transition(state, end, (completed, SagaEvent("SagaCompleted", {})))
+        if current.outcome_pending:  # a late success: undo it now
+            late = replace(current, status=SUCCEEDED, outcome_pending=False)
+            return self._compensate(state.with_step(late, updated_ms=now_ms), step, now_ms)
+        return Transition(state)  # a duplicate reply
+
+    def _failed(self, state: SagaState, step: Step, event_type: str, now_ms: int) -> Transition:
+        current = state.step(step.name)
+        failed = replace(current, status=STEP_FAILED, deadline_ms=None, outcome_pending=False)
+        if current.status == RUNNING and state.state in (STARTED, EXECUTING):
+            state = state.with_step(failed, updated_ms=now_ms)
+            return self._begin_compensation(state, f"{step.name}: {event_type}", now_ms)
+        if current.outcome_pending:  # a late failure: nothing to undo
+            return Transition(state.with_step(failed, updated_ms=now_ms))
+        return Transition(state)
+
+    # -- compensation --------------------------------------------------------------------
+    def _begin_compensation(self, state: SagaState, reason: str, now_ms: int) -> Transition:
+        state = replace(
+            state, state=COMPENSATING, reason=reason, current_step=None, updated_ms=now_ms
+        )
+        started = SagaEvent("SagaCompensating", {"reason": reason})
+        nxt = self._compensate_next(state, now_ms)
+        return Transition(nxt.state, nxt.commands, (started, *nxt.events))
+
+    def _compensate_next(self, state: SagaState, now_ms: int) -> Transition:
+        """Compensate the last SUCCEEDED step; none left: the saga is COMPENSATED."""
+        for step in reversed(self.definition.steps):
+            if state.step(step.name).status == SUCCEEDED and step.compensation is not None:
+                return self._compensate(state, step, now_ms)
+        if state.state != COMPENSATING:
+            return Transition(state)
+        state = replace(state, state=COMPENSATED, current_step=None, updated_ms=now_ms)
+        end = self._end_command(state, self.definition.on_compensated)
+        return Transition(state, end, (SagaEvent("SagaCompensated", {"reason": state.reason}),))
+
+    def _compensate(self, state: SagaState, step: Step, now_ms: int) -> Transition:
+        assert step.compensation is not None
+        command_id = derived_id(state.saga_id, step.name, "compensate")
+        current = replace(
+            state.step(step.name),
+            status=STEP_COMPENSATING,
+            compensation_id=command_id,
+            attempts=1,
+            deadline_ms=now_ms + self.definition.compensation_timeout_ms,
+        )
+        if state.state == COMPENSATING:
+            state = replace(state, current_step=step.name)
+        command = SagaCommand(
+            command_id, step.compensation.command, step.topic, state.saga_id, state.data
+        )
+        return Transition(state.with_step(current, updated_ms=now_ms), (command,))
+
+    def _retry_compensation(
+        self, state: SagaState, step: Step, current: StepState, now_ms: int
+    ) -> Transition:
+        assert step.compensation is not None and current.compensation_id is not None
+        if current.attempts >= self.definition.max_compensation_attempts:
+            gave_up = replace(current, status=COMPENSATION_FAILED, deadline_ms=None)
+            state = state.with_step(gave_up, updated_ms=now_ms)
+            if state.state == FAILED:
+                return Transition(state)
+            # COMPENSATING, or COMPENSATED with a late compensation that never succeeded:
+            # something stays reserved or charged, so the saga did not compensate.
+            state = replace(state, state=FAILED, current_step=None)
+            failed = SagaEvent("SagaFailed", {"step": step.name, "reason": "compensation failed"})
+            return Transition(state, (), (failed,))
+        again = replace(
+            current,
+            attempts=current.attempts + 1,
+            deadline_ms=now_ms + self.definition.compensation_timeout_ms,
+        )
+        command = SagaCommand(
+            current.compensation_id,
+            step.compensation.command,
+            step.topic,
+            state.saga_id,
+            state.data,
+        )
+        return Transition(state.with_step(again, updated_ms=now_ms), (command,))
+
+    def _compensated(self, state: SagaState, step: Step, now_ms: int) -> Transition:
+        current = state.step(step.name)
+        if current.status != STEP_COMPENSATING:
+            return Transition(state)  # a duplicate confirmation
+        done = replace(current, status=STEP_COMPENSATED, deadline_ms=None)
+        state = state.with_step(done, updated_ms=now_ms)
+        compensated = SagaEvent("SagaStepCompensated", {"step": step.name})
+        nxt = self._compensate_next(state, now_ms)
+        return Transition(nxt.state, nxt.commands, (compensated, *nxt.events))
+
+    def _end_command(self, state: SagaState, end: Any) -> tuple[SagaCommand, ...]:
+        if end is None:
+            return ()
+        command_id = derived_id(state.saga_id, end.command)
+        data = {"reason": state.reason} if state.reason else {}
+        return (SagaCommand(command_id, end.command, end.topic, state.saga_id, data),)
