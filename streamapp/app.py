@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 import faust
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 FEATURE_MODULES = ["streamapp.web.health", "streamapp.probe", "streamapp.orders"]
 
 _ACKS = {"0": 0, "1": 1, "all": -1}
+
+#: The largest record any streamapp topic accepts (``max.message.bytes``).
+MAX_RECORD_BYTES = 4 * 1024 * 1024
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -55,6 +59,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # Kafka wants heartbeats at under a third of the session timeout.
         "broker_heartbeat_interval": min(3.0, settings.consumer_session_timeout_ms / 3000.0),
         "broker_commit_interval": settings.consumer_commit_interval_ms / 1000.0,
+        # Large enough to dead-letter the largest record a topic accepts (4 MiB commands).
+        "producer_max_request_size": MAX_RECORD_BYTES + 64 * 1024,
     }
 
 
@@ -65,6 +71,7 @@ class StreamApp(faust.App):
         self.settings = settings
         self.metrics = AppMetrics()
         self.declared_topics: list[TopicSpec] = []
+        self._dead_letter_topics: dict[str, Any] = {}
         self._assignment_received = False
         super().__init__(settings.app_id, **{**faust_options(settings), **overrides})
         setup_prometheus_sensors(self, registry=self.metrics.registry)
@@ -85,11 +92,13 @@ class StreamApp(faust.App):
         partitions: int | None = None,
         value_serializer: str = "raw",
         config: Mapping[str, str] | None = None,
+        dead_letters: bool = False,
     ) -> Any:
         """A faust topic for a contract topic name (prefix applied), declared for creation.
 
         Values default to raw bytes: agents decode them themselves, so a poison record
-        is the agent's to reject (and later dead-letter) instead of faust's to drop.
+        is the agent's to dead-letter instead of faust's to drop. ``dead_letters``
+        declares ``<topic>.dlq`` too: set it for the topics an agent consumes.
         """
         spec = TopicSpec(
             name=self.settings.topic(name),
@@ -98,6 +107,9 @@ class StreamApp(faust.App):
             config={**(COMPACT if compacted else {}), **(config or {})},
         )
         self.declared_topics.append(spec)
+        if dead_letters:  # same partitions and size limit: any record fits in its DLQ
+            dlq_config = {k: v for k, v in spec.config.items() if k != "cleanup.policy"}
+            self.declared_topics.append(replace(spec, name=f"{spec.name}.dlq", config=dlq_config))
         return self.topic(
             spec.name,
             key_type=key_type,
@@ -107,6 +119,16 @@ class StreamApp(faust.App):
             config=dict(spec.config) or None,
             key_serializer="raw",
             value_serializer=value_serializer,
+        )
+
+    def dead_letter_topic(self, topic_name: str) -> Any:
+        """The ``<topic>.dlq`` of one of this app's topics (declared with it)."""
+        return self.topic(
+            f"{topic_name}.dlq",
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
         )
 
     def keyed_table(self, name: str, *, default: Any = None, value_type: Any = None) -> Any:

@@ -46,7 +46,7 @@ class AppMetrics:
         )
         self.records_rejected = Counter(
             "streamapp_records_rejected",
-            "Records an agent set aside as invalid",
+            "Records an agent could not process (dead-lettered)",
             ["agent", "reason"],
             registry=self.registry,
         )
@@ -54,6 +54,18 @@ class AppMetrics:
             "streamapp_records_replayed",
             "Redelivered records an agent recognised as already applied (at-least-once)",
             ["agent"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "streamapp_dead_letters",
+            "Records sent to <topic>.dlq",
+            ["topic", "error_type"],
+            registry=self.registry,
+        )
+        self.dead_letter_failures = Counter(
+            "streamapp_dead_letter_failures",
+            "Records that could not even be dead-lettered (logged with their coordinates)",
+            ["topic"],
             registry=self.registry,
         )
         self.processing_seconds = Histogram(

@@ -7,23 +7,24 @@ from typing import Any
 
 import orjson
 
-from streamapp.app import app
-from streamapp.errors import SchemaError
+from streamapp.app import MAX_RECORD_BYTES, app
+from streamapp.errors import SchemaError, UnknownCommand
 from streamapp.eventstore.store import EventStore
 from streamapp.messages import Command, Reply
+from streamapp.orders.aggregate import COMMAND_TYPES
 from streamapp.orders.handler import OrderCommandHandler, SourceRecord, order_repository
-from streamapp.resilience.setaside import set_aside
+from streamapp.resilience.deadletter import dead_letter
 
 AGENT = "orders"
-#: Lets a client put an oversized command on the topic, so the worker can reject it
-#: with a reply instead of the client failing with MessageSizeTooLarge.
-COMMANDS_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 commands_topic = app.contract_topic(
     "orders.commands",
     key_type=bytes,
     value_type=bytes,
-    config={"max.message.bytes": str(COMMANDS_MAX_MESSAGE_BYTES)},
+    # An oversized command reaches the worker, which rejects it with a reply, instead of
+    # the client failing with MessageSizeTooLarge.
+    config={"max.message.bytes": str(MAX_RECORD_BYTES)},
+    dead_letters=True,
 )
 replies_topic = app.contract_topic("orders.replies", key_type=bytes, value_type=bytes)
 events_topic = app.contract_topic("orders.events", key_type=bytes, value_type=bytes)
@@ -63,17 +64,19 @@ async def process_commands(stream: Any) -> None:
             command = Command.parse(event.value)
             if event.key is None or event.key.decode(errors="replace") != command.aggregate_id:
                 raise SchemaError("the record key must be the command's aggregateId")
-        except SchemaError as exc:
+            if command.command_type not in COMMAND_TYPES:
+                raise UnknownCommand(f"unknown commandType {command.command_type!r} for orders")
+        except (SchemaError, UnknownCommand) as exc:  # never retryable: reply + DLQ
             target = _rejection_target(event.value, event.key)
             if target is not None:  # it has an id: the client gets its rejection
                 await _reply(Reply.rejected(target[0], target[1], exc))
-            set_aside(app, AGENT, event, "invalid", exc)
+            await dead_letter(app, AGENT, event, "invalid", exc)
             continue
         source = SourceRecord(message.partition, message.offset, int(message.timestamp * 1000))
         try:
             outcome = handler.handle(command, source)
         except Exception as exc:  # a bug must not stop the partition
-            set_aside(app, AGENT, event, "error", exc)
+            await dead_letter(app, AGENT, event, "error", exc)
             continue
         for stored in outcome.events:
             await events_topic.send(key=stored.aggregate_id.encode(), value=stored.to_json())

@@ -8,11 +8,13 @@ from typing import Any
 from streamapp.app import app
 from streamapp.messages import iso_utc
 from streamapp.probe.model import InvalidProbe, parse_probe, record_probe
-from streamapp.resilience.setaside import set_aside
+from streamapp.resilience.deadletter import dead_letter
 
 AGENT = "probe"
 
-probes_topic = app.contract_topic("streamapp.probes", key_type=bytes, value_type=bytes)
+probes_topic = app.contract_topic(
+    "streamapp.probes", key_type=bytes, value_type=bytes, dead_letters=True
+)
 probes_table = app.keyed_table("probes")
 
 
@@ -25,7 +27,7 @@ async def count_probes(stream: Any) -> None:
         try:
             probe = parse_probe(key, event.value)
         except InvalidProbe as exc:
-            set_aside(app, AGENT, event, exc.reason, exc)
+            await dead_letter(app, AGENT, event, exc.reason, exc)
             continue
         message = event.message
         updated = record_probe(

@@ -1,2 +1,3 @@
-"""Handling records that cannot be processed: today set aside (logged and counted);
-the retry/dead-letter issue routes them to retry topics and ``<topic>.dlq`` here."""
+"""Handling records that cannot be processed: dead letters today (deadletter.py); the
+delayed retry topics, their consumer and the operator tools come with the retry issue.
+Pure parts: policy.py (backoff, classification) and headers.py (the contract's headers)."""

@@ -13,15 +13,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from streamapp.kafka.topics import topic_partitions
 from streamapp.messages import Command
 
+Record = tuple[bytes | None, bytes] | tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 
-def send_records(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]], **producer: Any
-) -> None:
+
+def send_records(bootstrap: str, topic: str, records: Iterable[Record], **producer: Any) -> None:
+    """Produce (key, value[, headers]) records in order and wait for every ack."""
+
     async def go() -> None:
         client = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **producer)
         await client.start()
         try:
-            futures = [await client.send(topic, value, key=key) for key, value in records]
+            futures = [
+                await client.send(topic, r[1], key=r[0], headers=r[2] if len(r) > 2 else None)
+                for r in records
+            ]
             await asyncio.gather(*futures)
         finally:
             await client.stop()

@@ -178,20 +178,17 @@ def test_bad_records_never_stop_the_partition(
     negative = create("order-bad", items=[{"sku": "A", "quantity": -1, "unitPrice": "1.00"}])
     huge = create("order-bad", paymentMethod="x" * (1024 * 1024))
     good = create("order-bad")
-    send_records(
-        orders.bootstrap,
-        orders.commands,
-        [
-            (key, b"{not json"),
-            (key, b"\xff\xfe\x00"),
-            (key, unknown.to_json()),
-            (key, orjson.dumps(missing)),
-            (key, negative.to_json()),
-            (key, huge.to_json()),
-            (key, good.to_json()),
-        ],
-        max_request_size=4 * 1024 * 1024,
-    )
+    trace = [("traceparent", b"00-4bf92f3577b34da6-01")]
+    poison = [
+        (key, b"{not json", trace),
+        (key, b"\xff\xfe\x00", trace),
+        (key, unknown.to_json(), trace),
+        (key, orjson.dumps(missing), trace),
+        (key, negative.to_json(), trace),
+        (key, huge.to_json(), trace),
+        (key, good.to_json(), trace),
+    ]
+    send_records(orders.bootstrap, orders.commands, poison, max_request_size=4 * 1024 * 1024)
     replies = orders.wait_replies(
         [
             unknown.command_id,
@@ -209,8 +206,31 @@ def test_bad_records_never_stop_the_partition(
     status, order = http_json(f"{worker.url}/orders/order-bad")
     assert status == 200 and order["version"] == 1
 
+    # Never-retryable records are in the DLQ at once, byte for byte, with the headers;
+    # a business rejection (negative quantity) is a reply, not a dead letter.
+    dead = wait_for(
+        lambda: (r := read_topic(orders.bootstrap, f"{orders.commands}.dlq")) and len(r) >= 5 and r,
+        30,
+        "5 dead letters",
+    )
+    assert [(r.key, r.value) for r in dead] == [
+        (k, v) for k, v, _ in poison if v not in (negative.to_json(), good.to_json())
+    ]
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["traceparent"] == trace[0][1]
+        assert headers["original-topic"] == orders.commands.encode()
+        assert headers["retry-count"] == b"0" and headers["failed-at"].endswith(b"Z")
+        assert headers["error-type"] in (b"SchemaError", b"UnknownCommand")
+    offsets = [int(dict(r.headers)["original-offset"]) for r in dead]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 5
+
     metrics = urllib.request.urlopen(f"{worker.url}/metrics", timeout=5).read().decode()
-    assert 'streamapp_records_rejected_total{agent="orders",reason="invalid"} 4.0' in metrics
+    assert 'streamapp_records_rejected_total{agent="orders",reason="invalid"} 5.0' in metrics
+    for kind, count in (("SchemaError", 4.0), ("UnknownCommand", 1.0)):
+        line = f'streamapp_dead_letters_total{{error_type="{kind}",topic="{orders.commands}"}}'
+        found = [m for m in metrics.splitlines() if m.startswith("streamapp_dead_letters")]
+        assert f"{line} {count}" in found, found
     assert worker.proc is not None and worker.proc.poll() is None
 
 
