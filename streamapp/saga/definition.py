@@ -71,41 +71,63 @@ class SagaDefinition:
         return self.steps[self.step_index[name]]
 
 
+def participant_step(
+    service: str,
+    command: str,
+    succeeded: str,
+    failed: str,
+    undo: str,
+    undone: str,
+    timeout_ms: int,
+) -> Step:
+    """A step served by a participant on ``<service>.commands``, undone by `undo`."""
+    return Step(
+        name=command,
+        command=command,
+        topic=f"{service}.commands",
+        succeeded_by=frozenset({succeeded}),
+        failed_by=frozenset({failed}),
+        timeout_ms=timeout_ms,
+        compensation=Compensation(undo, frozenset({undone})),
+    )
+
+
 def order_fulfillment(
     step_timeout_ms: int = 30_000,
     compensation_timeout_ms: int = 10_000,
     max_compensation_attempts: int = 5,
 ) -> SagaDefinition:
     """ReserveInventory -> ProcessPayment -> ScheduleShipment, then ConfirmOrder."""
+    timeout = step_timeout_ms
     return SagaDefinition(
         saga_type="OrderFulfillment",
         steps=(
-            Step(
-                name="ReserveInventory",
-                command="ReserveInventory",
-                topic="inventory.commands",
-                succeeded_by=frozenset({"InventoryReserved"}),
-                failed_by=frozenset({"InventoryReservationFailed"}),
-                timeout_ms=step_timeout_ms,
-                compensation=Compensation("ReleaseInventory", frozenset({"InventoryReleased"})),
+            participant_step(
+                "inventory",
+                "ReserveInventory",
+                "InventoryReserved",
+                "InventoryReservationFailed",
+                "ReleaseInventory",
+                "InventoryReleased",
+                timeout,
             ),
-            Step(
-                name="ProcessPayment",
-                command="ProcessPayment",
-                topic="payments.commands",
-                succeeded_by=frozenset({"PaymentProcessed"}),
-                failed_by=frozenset({"PaymentFailed"}),
-                timeout_ms=step_timeout_ms,
-                compensation=Compensation("RefundPayment", frozenset({"PaymentRefunded"})),
+            participant_step(
+                "payments",
+                "ProcessPayment",
+                "PaymentProcessed",
+                "PaymentFailed",
+                "RefundPayment",
+                "PaymentRefunded",
+                timeout,
             ),
-            Step(
-                name="ScheduleShipment",
-                command="ScheduleShipment",
-                topic="shipping.commands",
-                succeeded_by=frozenset({"ShipmentScheduled"}),
-                failed_by=frozenset({"ShipmentFailed"}),
-                timeout_ms=step_timeout_ms,
-                compensation=Compensation("CancelShipment", frozenset({"ShipmentCancelled"})),
+            participant_step(
+                "shipping",
+                "ScheduleShipment",
+                "ShipmentScheduled",
+                "ShipmentFailed",
+                "CancelShipment",
+                "ShipmentCancelled",
+                timeout,
             ),
         ),
         on_completed=EndCommand("ConfirmOrder", "orders.commands"),
