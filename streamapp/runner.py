@@ -124,7 +124,7 @@ def run_system(settings: Settings, procfile: Path, workers: int) -> int:
         if wait_ready(urls, proc, READY_TIMEOUT_S, lambda: stop_requested):
             print("[streamapp] ready:", flush=True)
             for url in urls:
-                print(f"[streamapp]   {url}/ready  {url}/metrics  {url}/probes/<key>", flush=True)
+                print(f"[streamapp]   {url}/orders  {url}/ready  {url}/metrics", flush=True)
             print("[streamapp] Ctrl-C stops the workers and the broker.", flush=True)
         elif not stop_requested:
             reason = "exited" if proc.poll() is not None else "did not become ready in time"
