@@ -150,6 +150,78 @@ def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+def _dlq_topics(settings: Settings, names: list[str]) -> list[str]:
+    """DLQ topic names for the given source topics (default: every one the app has)."""
+    if names:
+        return [f"{settings.topic(n).removesuffix('.dlq')}.dlq" for n in names]
+    from streamapp.app import app
+
+    return [s.name for s in app.topic_specs() if s.name.endswith(".dlq")]
+
+
+def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    """list | show | replay | purge the dead letters of the app's topics."""
+    from streamapp.resilience import dlq
+
+    topics = _dlq_topics(settings, [args.topic] if args.topic else [])
+    if args.action != "list" and len(topics) != 1:
+        print("streamapp dlq: name the topic (e.g. orders.commands)", file=sys.stderr)
+        return 2
+    letters = {t: asyncio.run(dlq.read_dead_letters(settings.bootstrap, t)) for t in topics}
+    chosen = {
+        t: dlq.select(found, args.partition, args.offset or (), args.error_type)
+        for t, found in letters.items()
+    }
+    if args.action == "list":
+        for topic, found in chosen.items():
+            print(f"{topic}: {len(found)} dead letter(s)")
+            for letter in found:
+                print(f"  {letter.summary()}")
+        return 0
+    [(topic, found)] = chosen.items()
+    if args.action == "show":
+        for letter in found:
+            print(f"{topic}[{letter.partition}]@{letter.offset} key={letter.key!r}")
+            for name, value in letter.headers:
+                print(f"  {name}: {value.decode(errors='replace')}")
+            print(f"  value: {(letter.value or b'').decode(errors='replace')}")
+        return 0
+    if args.action == "replay":
+        if args.dry_run:
+            for letter in found:
+                target, *_ = dlq.replay_record(letter)
+                print(f"would replay {topic}[{letter.partition}]@{letter.offset} -> {target}")
+            print(f"{len(found)} dead letter(s) would be replayed")
+            return 0
+        from tqdm import tqdm
+
+        with tqdm(total=len(found), unit="record", desc="replay", file=sys.stderr) as bar:
+            sent = asyncio.run(dlq.replay(settings.bootstrap, found, bar.update))
+        print(f"replayed {sent} dead letter(s) from {topic}")
+        return 0
+    # purge: Kafka deletes only prefixes of a partition, so purging a selection deletes
+    # every dead letter before it too; refuse if that includes unselected ones.
+    before: dict[int, int] = {}
+    for letter in found:
+        before[letter.partition] = max(before.get(letter.partition, 0), letter.offset + 1)
+    collateral = [
+        d for d in letters[topic] if d.offset < before.get(d.partition, 0) and d not in found
+    ]
+    if collateral and not args.include_earlier:
+        print(
+            f"streamapp dlq: purging would also delete {len(collateral)} earlier, unselected "
+            "dead letter(s) (Kafka deletes partition prefixes); add --include-earlier",
+            file=sys.stderr,
+        )
+        return 2
+    if args.dry_run:
+        print(f"would delete {topic} records before {before}")
+        return 0
+    low = asyncio.run(dlq.purge(settings.bootstrap, topic, before))
+    print(f"purged {topic}: partitions now start at {low}")
+    return 0
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     for name, var, _default, doc in describe_settings():
         print(f"{var:<38} = {getattr(settings, name)!s:<28} # {doc}")
@@ -187,6 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--url", help="worker base URL (default: this host's web port)")
     probe.add_argument("--timeout", type=float, default=30.0)
     probe.set_defaults(func=cmd_probe)
+
+    dead = sub.add_parser("dlq", help="list, show, replay or purge dead letters")
+    dead.add_argument("action", choices=["list", "show", "replay", "purge"])
+    dead.add_argument("topic", nargs="?", help="source topic, e.g. orders.commands")
+    dead.add_argument("--partition", type=int, help="only this DLQ partition")
+    dead.add_argument("--offset", type=int, action="append", help="only these DLQ offsets")
+    dead.add_argument("--error-type", help="only dead letters with this error-type")
+    dead.add_argument("--dry-run", action="store_true", help="say what would happen")
+    dead.add_argument(
+        "--include-earlier",
+        action="store_true",
+        help="purge: also delete earlier dead letters of the same partitions",
+    )
+    dead.set_defaults(func=cmd_dlq)
 
     settings_cmd = sub.add_parser("settings", help="print the effective settings")
     settings_cmd.set_defaults(func=cmd_settings)

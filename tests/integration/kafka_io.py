@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
-from streamapp.kafka.topics import topic_partitions
+from streamapp.kafka.records import read_all
 from streamapp.messages import Command
 
 Record = tuple[bytes | None, bytes] | tuple[bytes | None, bytes, list[tuple[str, bytes]]]
@@ -40,33 +39,7 @@ def send_commands(bootstrap: str, topic: str, commands: Iterable[Command]) -> No
 
 def read_topic(bootstrap: str, topic: str) -> list[Any]:
     """Every record of a topic, from the beginning to its current end."""
-
-    async def go() -> list[Any]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
-        )
-        await consumer.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            records: list[Any] = []
-            deadline = time.monotonic() + 60
-
-            async def behind() -> bool:
-                return any([await consumer.position(tp) < ends[tp] for tp in tps])
-
-            while await behind():
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"could not read {topic} to its end")
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    records.extend(batch)
-            return records
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(go())
+    return asyncio.run(read_all(bootstrap, topic))
 
 
 def replies_by_command(bootstrap: str, topic: str) -> dict[str, list[dict[str, Any]]]:
