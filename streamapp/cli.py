@@ -222,6 +222,21 @@ def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    """Check the contract's invariants from the topics; exit 0 when they hold."""
+    from streamapp.verify import run
+
+    report = run(settings)
+    checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+    if report.ok:
+        print(f"verify: OK ({checked})")
+        return 0
+    print(f"verify: {len(report.violations)} violation(s) ({checked})")
+    for violation in report.violations:
+        print(f"  - {violation}")
+    return 1
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     for name, var, _default, doc in describe_settings():
         print(f"{var:<38} = {getattr(settings, name)!s:<28} # {doc}")
@@ -273,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="purge: also delete earlier dead letters of the same partitions",
     )
     dead.set_defaults(func=cmd_dlq)
+
+    verify = sub.add_parser("verify", help="check the contract's invariants; exit 0/1")
+    verify.set_defaults(func=cmd_verify)
 
     settings_cmd = sub.add_parser("settings", help="print the effective settings")
     settings_cmd.set_defaults(func=cmd_settings)

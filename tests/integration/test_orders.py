@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from tests.integration.kafka_io import (
     send_commands,
     send_records,
 )
-from tests.integration.support import Worker, http_json, settle, wait_for
+from tests.integration.support import BIN, ROOT, Worker, http_json, settle, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -311,6 +313,20 @@ def test_kill9_during_2000_commands_loses_and_duplicates_nothing(
     assert len(event_ids) == len(set(event_ids)) == 2000
 
     assert worker.proc is not None and worker.proc.poll() is None  # still serving
+
+    # `streamapp verify` (topics only) agrees: invariant 4 holds, every command replied.
+    verdict = subprocess.run(
+        [str(BIN / "streamapp"), "verify"],
+        cwd=ROOT,
+        env={**os.environ, **worker_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert verdict.returncode == 0, verdict.stdout + verdict.stderr
+    assert verdict.stdout.startswith("verify: OK (2000 events, ")
+    assert "200 streams, 2000 commands)" in verdict.stdout
 
     # The changelog alone (a fresh worker, empty table directory) holds every order whole.
     worker.stop()
