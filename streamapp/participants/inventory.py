@@ -88,35 +88,33 @@ def reserve(
     return changed, Reservation(saga_id, lines)
 
 
+def _settle(
+    levels: Mapping[str, StockLevel], reservation: Reservation | None, to: str
+) -> tuple[dict[str, StockLevel], Reservation | None]:
+    """Move a RESERVED reservation's units out of `reserved`, into available (RELEASED)
+    or committed (COMMITTED); a reservation in any other state changes nothing."""
+    if reservation is None or reservation.status != RESERVED:
+        return {}, reservation
+    changed = {}
+    for sku, quantity in reservation.lines:
+        level = replace(levels[sku], reserved=levels[sku].reserved - quantity)
+        if to == RELEASED:
+            level = replace(level, available=level.available + quantity)
+        else:
+            level = replace(level, committed=level.committed + quantity)
+        changed[sku] = level
+    return changed, replace(reservation, status=to)
+
+
 def release(
     levels: Mapping[str, StockLevel], reservation: Reservation | None
 ) -> tuple[dict[str, StockLevel], Reservation | None]:
     """Give a RESERVED reservation's units back; anything else releases nothing."""
-    if reservation is None or reservation.status != RESERVED:
-        return {}, reservation
-    changed = {
-        sku: replace(
-            levels[sku],
-            available=levels[sku].available + quantity,
-            reserved=levels[sku].reserved - quantity,
-        )
-        for sku, quantity in reservation.lines
-    }
-    return changed, replace(reservation, status=RELEASED)
+    return _settle(levels, reservation, RELEASED)
 
 
 def commit(
     levels: Mapping[str, StockLevel], reservation: Reservation | None
 ) -> tuple[dict[str, StockLevel], Reservation | None]:
     """A completed order takes its reserved units for good."""
-    if reservation is None or reservation.status != RESERVED:
-        return {}, reservation
-    changed = {
-        sku: replace(
-            levels[sku],
-            reserved=levels[sku].reserved - quantity,
-            committed=levels[sku].committed + quantity,
-        )
-        for sku, quantity in reservation.lines
-    }
-    return changed, replace(reservation, status=COMMITTED)
+    return _settle(levels, reservation, COMMITTED)
