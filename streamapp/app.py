@@ -22,8 +22,14 @@ from streamapp.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-#: Feature modules faust scans for agents, tables, pages and timers.
-FEATURE_MODULES = ["streamapp.web.health", "streamapp.probe", "streamapp.orders"]
+#: Feature modules faust scans for agents, tables, pages and timers, per service. Each
+#: service is its own Faust app (consumer group, tables, web server, Procfile entry).
+SERVICE_MODULES = {
+    "orders": ["streamapp.web.health", "streamapp.probe", "streamapp.orders", "streamapp.saga"],
+    "inventory": ["streamapp.web.health", "streamapp.services.inventory"],
+    "payments": ["streamapp.web.health", "streamapp.services.payments"],
+    "shipping": ["streamapp.web.health", "streamapp.services.shipping"],
+}
 
 _ACKS = {"0": 0, "1": 1, "all": -1}
 
@@ -37,8 +43,10 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker": ";".join(f"kafka://{server}" for server in settings.bootstrap.split(",")),
         "store": "rocksdb://",
         "datadir": str(settings.worker_data_dir),
-        "autodiscover": FEATURE_MODULES,
-        "origin": "streamapp",
+        "autodiscover": SERVICE_MODULES[settings.service],
+        # No origin: faust would scan the whole origin package on top of the list, and
+        # each service must load only its own agents, tables and views.
+        "origin": None,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
         "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
@@ -73,7 +81,7 @@ class StreamApp(faust.App):
         self.declared_topics: list[TopicSpec] = []
         self._dead_letter_topics: dict[str, Any] = {}
         self._assignment_received = False
-        super().__init__(settings.app_id, **{**faust_options(settings), **overrides})
+        super().__init__(settings.service_app_id, **{**faust_options(settings), **overrides})
         setup_prometheus_sensors(self, registry=self.metrics.registry)
         self.on_partitions_assigned.connect(self._on_assigned)
         self.metrics.ready.set_function(lambda: float(readiness(self.readiness_inputs())[0]))
@@ -131,7 +139,14 @@ class StreamApp(faust.App):
             value_serializer="raw",
         )
 
-    def keyed_table(self, name: str, *, default: Any = None, value_type: Any = None) -> Any:
+    def keyed_table(
+        self,
+        name: str,
+        *,
+        default: Any = None,
+        value_type: Any = None,
+        partitions: int | None = None,
+    ) -> Any:
         """A changelog-backed table keyed by the raw UTF-8 bytes of the record key.
 
         faust serialises ``str`` table keys as JSON (``"k"`` with quotes), so the router
@@ -139,7 +154,9 @@ class StreamApp(faust.App):
         and forward view requests to a worker that does not own the key. With bytes keys
         the source topic, the changelog and the router agree on every key's partition.
         """
-        return self.Table(name, key_type=bytes, value_type=value_type, default=default)
+        return self.Table(
+            name, key_type=bytes, value_type=value_type, default=default, partitions=partitions
+        )
 
     def topic_specs(self) -> list[TopicSpec]:
         """Every topic this app uses: declared ones, table changelogs, faust's leader topic.

@@ -68,6 +68,13 @@ class AppMetrics:
             ["topic"],
             registry=self.registry,
         )
+        self.sagas_ended = Counter(
+            "streamapp_sagas_ended",
+            "Sagas that reached a terminal state, by terminal event (SagaFailed: a "
+            "compensation failed for good and needs an operator)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.processing_seconds = Histogram(
             "streamapp_processing_seconds",
             "Time an agent spent on one record",

@@ -24,6 +24,10 @@ PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
 PRODUCER_ACKS = ("0", "1", "all")
 COMPRESSIONS = ("none", "gzip", "lz4", "zstd", "snappy")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: The process types: one Faust app each, in Procfile order (which gives their ports).
+SERVICES = ("orders", "inventory", "payments", "shipping")
+#: honcho gives process type i the ports base + 100 * i.
+SERVICE_PORT_STEP = 100
 
 
 class SettingsError(ValueError):
@@ -39,7 +43,25 @@ def setting(default: Any, doc: str) -> Any:
 class Settings:
     """The one settings object; see README 'Configuration' for the table of all fields."""
 
-    app_id: str = setting("streamapp", "Faust app id: consumer group and changelog prefix.")
+    app_id: str = setting(
+        "streamapp",
+        "Faust app id of the orders service; the others use <app_id>-<service>.",
+    )
+    service: str = setting(
+        "orders", "The service this process runs: orders, inventory, payments or shipping."
+    )
+    seeds_file: Path = setting(
+        Path("config/seeds.toml"), "Stock, credit limits and shipping countries to start from."
+    )
+    saga_step_timeout_ms: int = setting(
+        30000, "A saga step without an answer this long times out (compensation starts)."
+    )
+    saga_compensation_timeout_ms: int = setting(
+        10000, "A compensation without confirmation this long is sent again."
+    )
+    saga_max_compensation_attempts: int = setting(
+        5, "Compensation sends before a saga gives up as FAILED."
+    )
     bootstrap_servers: str = setting(
         "", "Kafka bootstrap servers (host:port,...). Empty: the embedded local broker."
     )
@@ -96,6 +118,7 @@ class Settings:
         _check_choice("producer_acks", self.producer_acks, PRODUCER_ACKS)
         _check_choice("producer_compression", self.producer_compression, COMPRESSIONS)
         _check_choice("log_level", self.log_level, LOG_LEVELS)
+        _check_choice("service", self.service, SERVICES)
         for name in (
             "partitions",
             "replication_factor",
@@ -106,6 +129,9 @@ class Settings:
             "consumer_commit_interval_ms",
             "snapshot_every",
             "http_command_timeout_ms",
+            "saga_step_timeout_ms",
+            "saga_compensation_timeout_ms",
+            "saga_max_compensation_attempts",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -125,9 +151,20 @@ class Settings:
         return self.bootstrap_servers.strip()
 
     @property
+    def service_app_id(self) -> str:
+        """The Faust app id (consumer group, changelog prefix) of this process's service."""
+        return self.app_id if self.service == "orders" else f"{self.app_id}-{self.service}"
+
+    @property
     def worker_data_dir(self) -> Path:
         """This worker's own table directory: ports are unique per host, so dirs are too."""
-        return self.data_dir / f"{self.app_id}-{self.web_port}"
+        return self.data_dir / f"{self.service_app_id}-{self.web_port}"
+
+    def service_url(self, service: str) -> str:
+        """Where the first worker of a service listens when started from the Procfile
+        with base port ``web_port`` (honcho: base + 100 * process type index)."""
+        port = self.web_port + SERVICE_PORT_STEP * SERVICES.index(service)
+        return f"http://{self.web_host}:{port}"
 
     def topic(self, name: str) -> str:
         """The full name of a contract topic, with the configured prefix."""

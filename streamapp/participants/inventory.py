@@ -12,6 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from streamapp.errors import SchemaError, UnknownCommand
+from streamapp.messages import Command
+from streamapp.participants.handler import Reaction, Tables
+
 RESERVED, RELEASED, COMMITTED = "RESERVED", "RELEASED", "COMMITTED"
 
 
@@ -118,3 +122,127 @@ def commit(
 ) -> tuple[dict[str, StockLevel], Reservation | None]:
     """A completed order takes its reserved units for good."""
     return _settle(levels, reservation, COMMITTED)
+
+
+# -- the service's rules over its tables (see participants.handler) ----------------------
+def stock_key(sku: str) -> bytes:
+    return sku.encode()
+
+
+def reservation_key(saga_id: str) -> bytes:
+    return b"reservation/" + saga_id.encode()
+
+
+def _level(doc: Mapping[str, Any]) -> StockLevel:
+    return StockLevel(doc["sku"], doc["available"], doc["reserved"], doc["committed"])
+
+
+def _reservation(doc: Mapping[str, Any] | None) -> Reservation | None:
+    if doc is None:
+        return None
+    lines = tuple((str(sku), int(quantity)) for sku, quantity in doc["lines"])
+    return Reservation(doc["sagaId"], lines, doc["status"])
+
+
+def _reservation_doc(reservation: Reservation) -> dict[str, Any]:
+    return {
+        "sagaId": reservation.saga_id,
+        "lines": [list(line) for line in reservation.lines],
+        "status": reservation.status,
+    }
+
+
+def _lines_view(lines: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
+    return [{"sku": sku, "quantity": quantity} for sku, quantity in lines]
+
+
+def seed(levels: Mapping[str, StockLevel], stock: Mapping[str, int]) -> dict[str, StockLevel]:
+    """New skus start at their seeded units; a seed above a sku's total is a restock of
+    the difference. Stock is never taken away by seeding (units may be reserved)."""
+    changed = {}
+    for sku, units in stock.items():
+        level = levels.get(sku)
+        if level is None:
+            changed[sku] = StockLevel(sku, units)
+        elif units > level.total:
+            changed[sku] = replace(level, available=level.available + units - level.total)
+    return changed
+
+
+class InventoryRules:
+    """ReserveInventory, ReleaseInventory, CommitInventory; SeedInventory (internal)."""
+
+    service = "inventory"
+    aggregate_type = "Inventory"
+
+    def _levels(self, tables: Tables, skus: Iterable[str]) -> dict[str, StockLevel]:
+        entities = tables["entities"]
+        found = {sku: entities.get(stock_key(sku)) for sku in skus}
+        return {sku: _level(doc) for sku, doc in found.items() if doc is not None}
+
+    def _skus(self, tables: Tables, command: Command) -> list[str]:
+        if command.command_type == "SeedInventory":
+            return list(command.data.get("stock", {}))
+        if command.command_type == "ReserveInventory":
+            return [sku for sku, _ in wanted(_items(command.data))]
+        held = _reservation(tables["records"].get(reservation_key(command.aggregate_id)))
+        return [sku for sku, _ in held.lines] if held else []
+
+    def decide(self, tables: Tables, command: Command) -> Reaction:
+        kind, saga = command.command_type, command.aggregate_id
+        levels = self._levels(tables, self._skus(tables, command))
+        held = _reservation(tables["records"].get(reservation_key(saga)))
+        if kind == "SeedInventory":
+            stock = command.data.get("stock")
+            if not isinstance(stock, dict):
+                raise SchemaError("SeedInventory needs data.stock {sku: units}")
+            changed = seed(levels, {str(k): int(v) for k, v in stock.items()})
+            writes = tuple(("entities", stock_key(s), lv.to_view()) for s, lv in changed.items())
+            return Reaction(None, writes=writes)
+        if kind == "ReserveInventory":
+            try:
+                changed, reservation = reserve(levels, held, saga, _items(command.data))
+            except ReservationFailed as exc:
+                shortages = {
+                    sku: {"wanted": w, "available": a} for sku, (w, a) in exc.shortages.items()
+                }
+                return Reaction(
+                    "InventoryReservationFailed", {"reason": str(exc), "shortages": shortages}
+                )
+            return Reaction(
+                "InventoryReserved",
+                {"lines": _lines_view(reservation.lines)},
+                self._writes(changed, reservation),
+            )
+        if kind in ("ReleaseInventory", "CommitInventory"):
+            settle = release if kind == "ReleaseInventory" else commit
+            changed, after = settle(levels, held)
+            moved = after.lines if changed and after is not None else ()
+            event = "InventoryReleased" if kind == "ReleaseInventory" else "InventoryCommitted"
+            return Reaction(event, {"lines": _lines_view(moved)}, self._writes(changed, after))
+        raise UnknownCommand(f"unknown commandType {kind!r} for inventory")
+
+    @staticmethod
+    def _writes(
+        changed: Mapping[str, StockLevel], reservation: Reservation | None
+    ) -> tuple[tuple[str, bytes, Any], ...]:
+        writes = [("entities", stock_key(sku), level.to_view()) for sku, level in changed.items()]
+        if reservation is not None:
+            writes.append(
+                ("records", reservation_key(reservation.saga_id), _reservation_doc(reservation))
+            )
+        return tuple(writes)
+
+    def touched(self, tables: Tables, command: Command) -> list[tuple[str, bytes]]:
+        keys = [("entities", stock_key(sku)) for sku in self._skus(tables, command)]
+        return [*keys, ("records", reservation_key(command.aggregate_id))]
+
+
+def _items(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    items = data.get("items")
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("sku"), str) and isinstance(i.get("quantity"), int)
+        for i in items
+    ):
+        raise SchemaError("ReserveInventory needs data.items [{sku, quantity}]")
+    return items

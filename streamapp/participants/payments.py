@@ -7,9 +7,14 @@ refunding twice change nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from streamapp.errors import SchemaError, UnknownCommand
+from streamapp.messages import Command
+from streamapp.participants.handler import Reaction, Tables
 
 CHARGED, REFUNDED = "CHARGED", "REFUNDED"
 
@@ -66,3 +71,122 @@ def refund(account: Account, payment: Payment | None) -> tuple[Account | None, P
     return replace(account, balance=account.balance - payment.amount), replace(
         payment, status=REFUNDED
     )
+
+
+# -- the service's rules over its tables (see participants.handler) ----------------------
+def account_key(customer_id: str) -> bytes:
+    return customer_id.encode()
+
+
+def payment_key(saga_id: str) -> bytes:
+    return b"payment/" + saga_id.encode()
+
+
+def _account(doc: Mapping[str, Any] | None) -> Account | None:
+    if doc is None:
+        return None
+    return Account(doc["customerId"], Decimal(doc["creditLimit"]), Decimal(doc["balance"]))
+
+
+def _payment(doc: Mapping[str, Any] | None) -> Payment | None:
+    if doc is None:
+        return None
+    return Payment(doc["sagaId"], doc["customerId"], Decimal(doc["amount"]), doc["status"])
+
+
+def _payment_doc(payment: Payment) -> dict[str, Any]:
+    return {
+        "sagaId": payment.saga_id,
+        "customerId": payment.customer_id,
+        "amount": str(payment.amount),
+        "status": payment.status,
+    }
+
+
+def set_limit(account: Account | None, customer_id: str, limit: Decimal) -> Account:
+    """Seeding: a new account, or a new limit (never below what is charged now)."""
+    if account is None:
+        return Account(customer_id, limit)
+    return replace(account, credit_limit=max(limit, account.balance))
+
+
+class PaymentRules:
+    """ProcessPayment, RefundPayment; SeedAccounts (internal)."""
+
+    service = "payments"
+    aggregate_type = "Payment"
+
+    def _customer(self, tables: Tables, command: Command) -> str | None:
+        held = _payment(tables["records"].get(payment_key(command.aggregate_id)))
+        if held is not None:
+            return held.customer_id
+        customer = command.data.get("customerId")
+        return customer if isinstance(customer, str) else None
+
+    def decide(self, tables: Tables, command: Command) -> Reaction:
+        kind, saga = command.command_type, command.aggregate_id
+        entities, records = tables["entities"], tables["records"]
+        if kind == "SeedAccounts":
+            limits = command.data.get("limits")
+            if not isinstance(limits, dict):
+                raise SchemaError("SeedAccounts needs data.limits {customerId: limit}")
+            seeded: list[tuple[str, bytes, Any]] = []
+            for customer, raw in limits.items():
+                before = _account(entities.get(account_key(customer)))
+                after = set_limit(before, customer, Decimal(str(raw)))
+                if after != before:
+                    seeded.append(("entities", account_key(customer), after.to_view()))
+            return Reaction(None, writes=tuple(seeded))
+        held = _payment(records.get(payment_key(saga)))
+        customer = self._customer(tables, command)
+        if kind == "ProcessPayment":
+            amount = _amount(command.data)
+            if customer is None:
+                raise SchemaError("ProcessPayment needs data.customerId")
+            account = _account(entities.get(account_key(customer)))
+            try:
+                charged, payment = charge(account, held, saga, amount)
+            except PaymentDeclined as exc:
+                data = {"customerId": customer, "amount": str(amount), "reason": str(exc)}
+                return Reaction("PaymentFailed", data)
+            charges: list[tuple[str, bytes, Any]] = [
+                ("records", payment_key(saga), _payment_doc(payment))
+            ]
+            if charged is not None:
+                charges.append(("entities", account_key(customer), charged.to_view()))
+            data = {"customerId": customer, "amount": str(payment.amount)}
+            return Reaction("PaymentProcessed", data, tuple(charges))
+        if kind == "RefundPayment":
+            account = _account(entities.get(account_key(customer))) if customer else None
+            if account is None or held is None:
+                return Reaction("PaymentRefunded", {"customerId": customer, "amount": "0"})
+            refunded, settled = refund(account, held)
+            writes: list[tuple[str, bytes, Any]] = []
+            if refunded is not None and settled is not None:
+                writes = [
+                    ("entities", account_key(account.customer_id), refunded.to_view()),
+                    ("records", payment_key(saga), _payment_doc(settled)),
+                ]
+            returned = str(held.amount) if refunded is not None else "0"
+            data = {"customerId": account.customer_id, "amount": returned}
+            return Reaction("PaymentRefunded", data, tuple(writes))
+        raise UnknownCommand(f"unknown commandType {kind!r} for payments")
+
+    def touched(self, tables: Tables, command: Command) -> list[tuple[str, bytes]]:
+        keys = [("records", payment_key(command.aggregate_id))]
+        customer = self._customer(tables, command)
+        if customer is not None:
+            keys.append(("entities", account_key(customer)))
+        if command.command_type == "SeedAccounts":
+            keys += [("entities", account_key(c)) for c in command.data.get("limits", {})]
+        return keys
+
+
+def _amount(data: Mapping[str, Any]) -> Decimal:
+    try:
+        amount = Decimal(str(data["totalAmount"]))
+    except (KeyError, InvalidOperation):
+        raise SchemaError("ProcessPayment needs data.totalAmount (a decimal string)") from None
+    if not amount.is_finite():
+        raise SchemaError("totalAmount must be finite")
+    return amount

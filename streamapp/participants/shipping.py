@@ -1,9 +1,15 @@
-"""Shipping rules (pure): ship only to configured countries."""
+"""Shipping rules (pure): ship only to configured countries; cancel a scheduled shipment."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from typing import Any
+
+from streamapp.errors import UnknownCommand
+from streamapp.messages import Command, derived_id
+from streamapp.participants.handler import Reaction, Tables
+
+SCHEDULED, CANCELLED = "SCHEDULED", "CANCELLED"
 
 
 class ShipmentRejected(Exception):
@@ -16,3 +22,51 @@ def check_destination(address: Mapping[str, Any] | None, countries: Collection[s
     if country not in {c.upper() for c in countries}:
         raise ShipmentRejected(f"no shipments to {country or 'an unknown country'}")
     return country
+
+
+def shipment_key(saga_id: str) -> bytes:
+    return b"shipment/" + saga_id.encode()
+
+
+class ShippingRules:
+    """ScheduleShipment (within the configured countries), CancelShipment."""
+
+    service = "shipping"
+    aggregate_type = "Shipment"
+
+    def __init__(self, countries: Collection[str]) -> None:
+        self.countries = tuple(countries)
+
+    def decide(self, tables: Tables, command: Command) -> Reaction:
+        kind, saga = command.command_type, command.aggregate_id
+        key = shipment_key(saga)
+        held = tables["records"].get(key)
+        if kind == "ScheduleShipment":
+            if held is not None:  # one shipment per saga
+                return Reaction("ShipmentScheduled", held)
+            address = command.data.get("shippingAddress")
+            try:
+                country = check_destination(
+                    address if isinstance(address, dict) else None, self.countries
+                )
+            except ShipmentRejected as exc:
+                return Reaction("ShipmentFailed", {"reason": str(exc)})
+            shipment = {
+                "shipmentId": derived_id(saga, "shipment"),
+                "country": country,
+                "status": SCHEDULED,
+            }
+            return Reaction("ShipmentScheduled", shipment, (("records", key, shipment),))
+        if kind == "CancelShipment":
+            if held is None or held["status"] != SCHEDULED:
+                return Reaction("ShipmentCancelled", {"cancelled": False})
+            cancelled = {**held, "status": CANCELLED}
+            return Reaction(
+                "ShipmentCancelled",
+                {**cancelled, "cancelled": True},
+                (("records", key, cancelled),),
+            )
+        raise UnknownCommand(f"unknown commandType {kind!r} for shipping")
+
+    def touched(self, tables: Tables, command: Command) -> list[tuple[str, bytes]]:
+        return [("records", shipment_key(command.aggregate_id))]

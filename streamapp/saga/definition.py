@@ -20,20 +20,25 @@ class Compensation:
 
 @dataclass(frozen=True)
 class Step:
-    """One forward step: the command to send, where, and which events settle it."""
+    """One forward step: the command to send, where, and which events settle it.
+
+    ``timeout_ms`` None: the step waits as long as it takes (for a command to the
+    saga's own service, which cannot be stopped apart from the orchestrator).
+    ``with_data``: whether the command carries the saga data (the order)."""
 
     name: str
     command: str
     topic: str
     succeeded_by: frozenset[str]
     failed_by: frozenset[str]
-    timeout_ms: int
+    timeout_ms: int | None
     compensation: Compensation | None = None
+    with_data: bool = True
 
     def __post_init__(self) -> None:
         if self.succeeded_by & self.failed_by:
             raise ValueError(f"step {self.name}: an event cannot mean success and failure")
-        if self.timeout_ms <= 0:
+        if self.timeout_ms is not None and self.timeout_ms <= 0:
             raise ValueError(f"step {self.name}: timeout_ms must be positive")
 
 
@@ -97,7 +102,13 @@ def order_fulfillment(
     compensation_timeout_ms: int = 10_000,
     max_compensation_attempts: int = 5,
 ) -> SagaDefinition:
-    """ReserveInventory -> ProcessPayment -> ScheduleShipment, then ConfirmOrder."""
+    """ReserveInventory -> ProcessPayment -> ScheduleShipment -> ConfirmOrder.
+
+    Confirming the order is the last step, not a fire-and-forget end: a client's
+    CancelOrder that reaches the order first makes ConfirmOrder fail (the order is no
+    longer PENDING), and the OrderCancelled event then compensates the saga. So the
+    order's status and the saga's outcome always agree. Completion commits the
+    reserved stock (CommitInventory); compensation cancels the order."""
     timeout = step_timeout_ms
     return SagaDefinition(
         saga_type="OrderFulfillment",
@@ -129,8 +140,17 @@ def order_fulfillment(
                 "ShipmentCancelled",
                 timeout,
             ),
+            Step(
+                name="ConfirmOrder",
+                command="ConfirmOrder",
+                topic="orders.commands",
+                succeeded_by=frozenset({"OrderConfirmed"}),
+                failed_by=frozenset(),
+                timeout_ms=None,
+                with_data=False,
+            ),
         ),
-        on_completed=EndCommand("ConfirmOrder", "orders.commands"),
+        on_completed=EndCommand("CommitInventory", "inventory.commands"),
         on_compensated=EndCommand("CancelOrder", "orders.commands"),
         compensation_timeout_ms=compensation_timeout_ms,
         max_compensation_attempts=max_compensation_attempts,

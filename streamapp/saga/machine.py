@@ -226,6 +226,37 @@ class SagaMachine:
                 state = state.with_step(abandoned)
         return self._begin_compensation(replace(state, updated_ms=now_ms), reason, now_ms)
 
+    def outstanding(self, state: SagaState) -> tuple[SagaCommand, ...]:
+        """Every command the state says was sent and may still be needed: the running
+        steps, the compensations awaiting confirmation, the terminal end command.
+
+        After a crash the orchestrator re-sends them when the events it had already
+        applied are redelivered; the ids are the same, so receivers deduplicate."""
+        commands: list[SagaCommand] = []
+        for step in self.definition.steps:
+            current = state.step(step.name)
+            if current.status == RUNNING and current.command_id is not None:
+                commands.append(self._forward_command(state, step, current.command_id))
+            elif (
+                current.status == STEP_COMPENSATING
+                and current.compensation_id is not None
+                and step.compensation is not None
+            ):
+                commands.append(
+                    SagaCommand(
+                        current.compensation_id,
+                        step.compensation.command,
+                        step.topic,
+                        state.saga_id,
+                        state.data,
+                    )
+                )
+        if state.state == COMPLETED:
+            commands += self._end_command(state, self.definition.on_completed)
+        elif state.state == COMPENSATED:
+            commands += self._end_command(state, self.definition.on_compensated)
+        return tuple(commands)
+
     # -- forward -----------------------------------------------------------------------
     def _run(self, state: SagaState, step: Step, now_ms: int) -> tuple[SagaState, SagaCommand]:
         command_id = derived_id(state.saga_id, step.name, "forward")
@@ -233,10 +264,16 @@ class SagaMachine:
             state.step(step.name),
             status=RUNNING,
             command_id=command_id,
-            deadline_ms=now_ms + step.timeout_ms,
+            deadline_ms=None if step.timeout_ms is None else now_ms + step.timeout_ms,
         )
-        command = SagaCommand(command_id, step.command, step.topic, state.saga_id, state.data)
-        return state.with_step(running, current_step=step.name, updated_ms=now_ms), command
+        return state.with_step(running, current_step=step.name, updated_ms=now_ms), (
+            self._forward_command(state, step, command_id)
+        )
+
+    @staticmethod
+    def _forward_command(state: SagaState, step: Step, command_id: str) -> SagaCommand:
+        data = state.data if step.with_data else {}
+        return SagaCommand(command_id, step.command, step.topic, state.saga_id, data)
 
     def _succeeded(self, state: SagaState, step: Step, now_ms: int) -> Transition:
         current = state.step(step.name)
@@ -255,7 +292,10 @@ class SagaMachine:
             return Transition(state, end, (completed, SagaEvent("SagaCompleted", {})))
         if current.outcome_pending:  # a late success: undo it now
             late = replace(current, status=SUCCEEDED, outcome_pending=False)
-            return self._compensate(state.with_step(late, updated_ms=now_ms), step, now_ms)
+            state = state.with_step(late, updated_ms=now_ms)
+            if step.compensation is None:  # nothing can undo it (the end command does)
+                return Transition(state)
+            return self._compensate(state, step, now_ms)
         return Transition(state)  # a duplicate reply
 
     def _failed(self, state: SagaState, step: Step, event_type: str, now_ms: int) -> Transition:

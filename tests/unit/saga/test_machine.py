@@ -49,9 +49,33 @@ def test_happy_path_confirms_the_order() -> None:
     t = reply(t, "PaymentProcessed")
     assert names(t) == ["ScheduleShipment"]
     t = reply(t, "ShipmentScheduled")
-    assert t.state.state == COMPLETED and names(t) == ["ConfirmOrder"]
+    assert t.state.state == EXECUTING and names(t) == ["ConfirmOrder"]
+    assert t.commands[0].topic == "orders.commands" and t.commands[0].data == {}
+    assert t.state.next_deadline() is None  # the order service's own step has no timeout
+    t = reply(t, "OrderConfirmed")
+    assert t.state.state == COMPLETED and names(t) == ["CommitInventory"]
     assert [e.event_type for e in t.events] == ["SagaStepCompleted", "SagaCompleted"]
-    assert t.state.next_deadline() is None
+
+
+def test_a_cancel_that_beats_the_confirmation_compensates_every_step() -> None:
+    confirming = reply(
+        reply(reply(start(), "InventoryReserved"), "PaymentProcessed"), "ShipmentScheduled"
+    )
+    t = MACHINE.cancel(confirming.state, "cancelled by client", T0 + 20)
+    assert names(t) == ["CancelShipment"] and t.state.step("ConfirmOrder").status == "ABANDONED"
+    t = reply(reply(reply(t, "ShipmentCancelled"), "PaymentRefunded"), "InventoryReleased")
+    assert t.state.state == COMPENSATED and names(t) == ["CancelOrder"]
+
+
+def test_outstanding_commands_are_the_ones_still_awaited() -> None:
+    t = start()
+    assert MACHINE.outstanding(t.state) == t.commands
+    t = reply(t, "InventoryReserved")
+    assert MACHINE.outstanding(t.state) == t.commands  # ReserveInventory is answered
+    t = reply(t, "PaymentFailed")
+    assert names(t) == ["ReleaseInventory"] and MACHINE.outstanding(t.state) == t.commands
+    t = reply(t, "InventoryReleased")
+    assert t.state.state == COMPENSATED and MACHINE.outstanding(t.state) == t.commands
 
 
 def test_inventory_failure_cancels_without_compensations() -> None:
@@ -166,6 +190,7 @@ EVENTS = [
     "ShipmentScheduled",
     "ShipmentFailed",
     "ShipmentCancelled",
+    "OrderConfirmed",
 ]
 
 

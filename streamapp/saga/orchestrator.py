@@ -1,0 +1,160 @@
+"""The saga orchestrator agent: order and participant events -> saga table -> commands.
+
+Every input is keyed by the order id (= saga id) and has the same partition count, so
+one agent consumes them all and each saga's records arrive in one partition, in order,
+next to its table entry. Step deadlines live in a second table (only sagas in flight);
+a timer on each worker turns due deadlines of its own partitions into records on
+``sagas.timeouts``, which the agent processes like any other input. Deadlines thus
+survive restarts and rebalances, and timeouts are serialised with the saga's events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from streamapp.app import app
+from streamapp.errors import SchemaError
+from streamapp.messages import new_id
+from streamapp.orders.agents import commands_topic as orders_commands
+from streamapp.resilience.deadletter import dead_letter
+from streamapp.saga.definition import order_fulfillment
+from streamapp.saga.machine import SagaMachine
+from streamapp.saga.orchestration import ORDERS, TIMEOUTS, Incoming, SagaRecord, react
+from streamapp.services.topics import PARTICIPANTS, commands_topic, events_topic
+
+log = logging.getLogger(__name__)
+
+AGENT = "saga"
+TICK_INTERVAL_S = 0.5
+
+settings = app.settings
+machine = SagaMachine(
+    order_fulfillment(
+        step_timeout_ms=settings.saga_step_timeout_ms,
+        compensation_timeout_ms=settings.saga_compensation_timeout_ms,
+        max_compensation_attempts=settings.saga_max_compensation_attempts,
+    )
+)
+
+orders_events = app.contract_topic(
+    "orders.events", key_type=bytes, value_type=bytes, dead_letters=True
+)
+participant_events = {s: events_topic(app, s, consumed=True) for s in PARTICIPANTS}
+timeouts_topic = app.contract_topic(
+    "sagas.timeouts",
+    key_type=bytes,
+    value_type=bytes,
+    config={"retention.ms": str(24 * 3600 * 1000)},
+    dead_letters=True,
+)
+sagas_events = app.contract_topic("sagas.events", key_type=bytes, value_type=bytes)
+command_topics = {settings.topic(f"{s}.commands"): commands_topic(app, s) for s in PARTICIPANTS}
+command_topics[settings.topic("orders.commands")] = orders_commands
+
+#: topic name -> source kind (what react() needs to know about an input).
+SOURCES = {settings.topic("orders.events"): ORDERS, settings.topic("sagas.timeouts"): TIMEOUTS}
+SOURCES |= {settings.topic(f"{s}.events"): s for s in PARTICIPANTS}
+
+inputs = app.topic(
+    *SOURCES, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+
+sagas = app.keyed_table("sagas")
+deadlines = app.keyed_table("saga-deadlines")
+
+
+def parse(raw: bytes | None, source: str, topic: str, offset: int) -> Incoming:
+    """An event envelope (or a timeout tick) reduced to what the saga needs."""
+    try:
+        doc = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as exc:
+        raise SchemaError(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SchemaError("an event must be a JSON object")
+    if source == TIMEOUTS:
+        return Incoming(source, topic, offset, "Timeout", str(doc.get("tickId")), None, None, {})
+    event_type, event_id = doc.get("eventType"), doc.get("eventId")
+    if not isinstance(event_type, str) or not isinstance(event_id, str):
+        raise SchemaError("an event needs eventType and eventId strings")
+    data = doc.get("data")
+    return Incoming(
+        source,
+        topic,
+        offset,
+        event_type,
+        event_id,
+        doc.get("causationId"),
+        doc.get("correlationId"),
+        data if isinstance(data, dict) else {},
+    )
+
+
+@app.agent(inputs, name=AGENT)
+async def orchestrate(stream: Any) -> None:
+    """One record at a time per partition: read the saga, react, write, then send."""
+    async for event in stream.events():
+        started = time.perf_counter()
+        message = event.message
+        try:
+            if not event.key:
+                raise SchemaError("the record key must be the saga (order) id")
+            incoming = parse(event.value, SOURCES[message.topic], message.topic, message.offset)
+            saga_id = event.key.decode()
+            stored = sagas.get(event.key)
+            record = SagaRecord.from_dict(stored) if stored is not None else None
+            reaction = react(machine, saga_id, record, incoming, int(time.time() * 1000))
+        except SchemaError as exc:
+            await dead_letter(app, AGENT, event, "invalid", exc)
+            continue
+        except Exception as exc:  # a bug must not stop the partition
+            await dead_letter(app, AGENT, event, "error", exc)
+            continue
+        if reaction.record is not None and (reaction.changed or reaction.redelivered):
+            # State first (a redelivery writes it again: the local store may be ahead of
+            # the changelog after a crash), then what it implies.
+            sagas[event.key] = reaction.record.to_dict()
+            deadline = reaction.record.state.next_deadline()
+            if deadline is None:
+                deadlines.pop(event.key, None)
+            else:
+                deadlines[event.key] = deadline
+            await app.hand_over_table_writes()
+        for topic, command in reaction.commands:
+            await command_topics[settings.topic(topic)].send(
+                key=command.aggregate_id.encode(), value=command.to_json()
+            )
+        for saga_event in reaction.events:
+            await sagas_events.send(key=event.key, value=saga_event.to_json())
+            if saga_event.event_type in TERMINAL_EVENTS and not reaction.redelivered:
+                app.metrics.sagas_ended.labels(saga_event.event_type).inc()
+        app.metrics.processed(AGENT, started, replayed=reaction.redelivered)
+
+
+TERMINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaFailed"})
+
+#: Deadlines this worker already sent a tick for (saga key -> deadline), so a due saga
+#: is ticked once per deadline; after a restart it is ticked again, which is harmless.
+_ticked: dict[bytes, int] = {}
+
+
+async def tick_due_sagas() -> None:
+    """Send a timeout record for every saga of this worker's partitions that is due."""
+    if app.rebalancing:
+        return
+    now = int(time.time() * 1000)
+    due = [(key, deadline) for key, deadline in deadlines.items() if deadline <= now]
+    for key, deadline in due:
+        if _ticked.get(key) == deadline:
+            continue
+        tick = {"tickId": new_id(), "sagaId": key.decode(), "deadlineMs": deadline}
+        await timeouts_topic.send(key=key, value=orjson.dumps(tick))
+        _ticked[key] = deadline
+    if len(_ticked) > 10 * max(1, len(due)) + 10_000:
+        _ticked.clear()
+
+
+app.timer(TICK_INTERVAL_S, name="saga-deadlines")(tick_due_sagas)

@@ -1,0 +1,107 @@
+"""Saga routes: GET /sagas/{sagaId} (forwarded to the owner), GET /sagas (gathered).
+
+GET /sagas asks every worker that owns saga partitions for its part (``local=1``) and
+merges the answers newest first, so any worker answers for the whole cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from faust.web import Request, View
+
+from streamapp.app import app
+from streamapp.saga.machine import COMPENSATED, COMPENSATING, COMPLETED, EXECUTING, FAILED, STARTED
+from streamapp.saga.orchestration import SagaRecord, summary, view
+from streamapp.saga.orchestrator import sagas
+from streamapp.web.errors import json_error
+from streamapp.web.readiness import when_ready
+
+STATES = (STARTED, EXECUTING, COMPENSATING, COMPLETED, COMPENSATED, FAILED)
+#: ?state=IN_FLIGHT: every saga that has not ended.
+IN_FLIGHT = "IN_FLIGHT"
+DEFAULT_LIMIT, MAX_LIMIT = 100, 10_000
+PEER_TIMEOUT_S = 5.0
+
+
+@app.page("/sagas/{saga_id}")
+class SagaView(View):
+    @app.table_route(table=sagas, match_info="saga_id")
+    @when_ready(app)
+    async def get(self, request: Request, saga_id: str) -> Any:
+        stored = sagas.get(saga_id.encode())
+        if stored is None:
+            return json_error(self, 404, "NotFound", f"no saga {saga_id!r}")
+        return self.json(view(SagaRecord.from_dict(stored)))
+
+
+def _filters(request: Request) -> tuple[set[str], int]:
+    raw_state = request.query.get("state") or ""
+    wanted = {s.strip().upper() for s in raw_state.split(",") if s.strip()}
+    unknown = wanted - set(STATES) - {IN_FLIGHT}
+    if unknown:
+        raise ValueError(
+            f"unknown state(s) {sorted(unknown)}; use {', '.join(STATES)} or {IN_FLIGHT}"
+        )
+    if IN_FLIGHT in wanted:
+        wanted = (wanted - {IN_FLIGHT}) | {STARTED, EXECUTING, COMPENSATING}
+    raw_limit = request.query.get("limit") or str(DEFAULT_LIMIT)
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return wanted, int(raw_limit)
+
+
+def local_sagas(wanted: set[str], limit: int) -> list[dict[str, Any]]:
+    found = []
+    for stored in sagas.values():
+        record = SagaRecord.from_dict(stored)
+        if not wanted or record.state.state in wanted:
+            found.append(summary(record))
+    found.sort(key=lambda s: s["updatedMs"], reverse=True)
+    return found[:limit]
+
+
+async def _peer_sagas(session: aiohttp.ClientSession, url: str, query: dict[str, str]) -> Any:
+    async with session.get(f"{url.rstrip('/')}/sagas", params={**query, "local": "1"}) as resp:
+        resp.raise_for_status()
+        return (await resp.json())["sagas"]
+
+
+@app.page("/sagas")
+class SagasView(View):
+    @when_ready(app)
+    async def get(self, request: Request) -> Any:
+        try:
+            wanted, limit = _filters(request)
+        except ValueError as exc:
+            return json_error(self, 400, "BadRequest", str(exc))
+        found = local_sagas(wanted, limit)
+        if request.query.get("local") == "1":
+            return self.json({"sagas": found})
+        me = str(app.conf.canonical_url).rstrip("/")
+        peers = [
+            str(url).rstrip("/")
+            for url, topics in app.router.table_metadata(sagas.name).items()
+            if any(topics.values()) and str(url).rstrip("/") != me
+        ]
+        query = {"state": request.query.get("state") or "", "limit": str(limit)}
+        timeout = aiohttp.ClientTimeout(total=PEER_TIMEOUT_S)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            answers = await asyncio.gather(
+                *(_peer_sagas(session, url, query) for url in peers), return_exceptions=True
+            )
+        missing = [
+            url
+            for url, answer in zip(peers, answers, strict=True)
+            if isinstance(answer, BaseException)
+        ]
+        if missing:
+            return json_error(self, 503, "PeerUnavailable", f"no answer from {missing}")
+        for answer in answers:
+            found.extend(answer)  # type: ignore[arg-type]
+        found.sort(key=lambda s: s["updatedMs"], reverse=True)
+        return self.json(
+            {"sagas": [{k: v for k, v in s.items() if k != "updatedMs"} for s in found[:limit]]}
+        )

@@ -1,0 +1,1 @@
+"""Faust plumbing of the saga's participant services (one Faust app each)."""
