@@ -223,18 +223,50 @@ def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    """Check the contract's invariants from the topics; exit 0 when they hold."""
-    from streamapp.verify import run
+    """Check the contract's invariants from the topics and views; exit 0 when they hold."""
+    from streamapp.verify import INVARIANTS, run
 
-    report = run(settings)
+    report = run(
+        settings,
+        sorted(set(args.invariant or INVARIANTS)),
+        inventory_url=args.inventory_url,
+        payments_url=args.payments_url,
+    )
     checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+    checked = f" ({checked})" if checked else ""
     if report.ok:
-        print(f"verify: OK ({checked})")
-        return 0
-    print(f"verify: {len(report.violations)} violation(s) ({checked})")
+        print(f"verify: OK{checked}")
+    else:
+        print(f"verify: {len(report.violations)} violation(s){checked}")
     for violation in report.violations:
         print(f"  - {violation}")
-    return 1
+    for note in report.notes:
+        print(f"  note: {note}")
+    return 0 if report.ok else 1
+
+
+def cmd_loadgen(settings: Settings, args: argparse.Namespace) -> int:
+    """Send a planned mix of orders at a fixed rate; report how their sagas ended."""
+    from aiokafka.errors import KafkaError
+
+    from streamapp.kafka.topics import TopicError
+    from streamapp.loadgen import LoadgenError, generate
+
+    try:
+        return asyncio.run(
+            generate(
+                settings,
+                args.orders,
+                args.rate,
+                args.mix,
+                args.seed,
+                wait=not args.no_wait,
+                wait_timeout=args.wait_timeout,
+            )
+        )
+    except (LoadgenError, TopicError, KafkaError) as exc:
+        print(f"streamapp loadgen: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
@@ -244,6 +276,8 @@ def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from streamapp.loadgen import DEFAULT_MIX
+
     parser = argparse.ArgumentParser(prog="streamapp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -290,7 +324,35 @@ def build_parser() -> argparse.ArgumentParser:
     dead.set_defaults(func=cmd_dlq)
 
     verify = sub.add_parser("verify", help="check the contract's invariants; exit 0/1")
+    verify.add_argument(
+        "--invariant",
+        type=int,
+        action="append",
+        choices=[1, 2, 3, 4],
+        help="check only this invariant (repeatable; default: 1-4)",
+    )
+    verify.add_argument("--inventory-url", help="inventory service base URL (default: settings)")
+    verify.add_argument("--payments-url", help="payments service base URL (default: settings)")
     verify.set_defaults(func=cmd_verify)
+
+    loadgen = sub.add_parser("loadgen", help="send a mix of orders; report their saga outcomes")
+    loadgen.add_argument("--orders", type=int, required=True, help="how many orders")
+    loadgen.add_argument("--rate", type=float, required=True, help="orders per second")
+    loadgen.add_argument(
+        "--mix",
+        default=DEFAULT_MIX,
+        help="fractions of failing kinds (stockout, credit, country, cancel); the rest is "
+        "happy; '' for all happy (default: %(default)s)",
+    )
+    loadgen.add_argument("--seed", type=int, help="random seed of the plan (default: random)")
+    loadgen.add_argument("--no-wait", action="store_true", help="send, do not await outcomes")
+    loadgen.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for terminal sagas (default: %(default)s)",
+    )
+    loadgen.set_defaults(func=cmd_loadgen)
 
     settings_cmd = sub.add_parser("settings", help="print the effective settings")
     settings_cmd.set_defaults(func=cmd_settings)

@@ -16,14 +16,16 @@ from pathlib import Path
 
 from streamapp.kafka.broker import LocalBroker
 from streamapp.kafka.topics import ensure_topics
-from streamapp.settings import Settings
+from streamapp.settings import SERVICE_PORT_STEP, SERVICES, Settings
 
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
 
 
 def honcho_command(procfile: Path, base_port: int, workers: int) -> list[str]:
-    """honcho gives process n of the first type PORT = base_port + n (see Procfile)."""
+    """honcho gives process n of type i PORT = base_port + 100 * i + n (see Procfile).
+
+    ``workers`` order workers; one worker of each participant service."""
     return [
         sys.executable,
         "-m",
@@ -36,12 +38,27 @@ def honcho_command(procfile: Path, base_port: int, workers: int) -> list[str]:
         "-p",
         str(base_port),
         "-c",
-        f"orders={workers}",
+        ",".join(f"{service}={workers if service == 'orders' else 1}" for service in SERVICES),
     ]
 
 
-def worker_urls(settings: Settings, workers: int) -> list[str]:
-    return [f"http://{settings.web_host}:{settings.web_port + n}" for n in range(workers)]
+def worker_urls(settings: Settings, workers: int) -> list[tuple[str, str]]:
+    """(service, url) of every worker honcho starts."""
+    urls = []
+    for index, service in enumerate(SERVICES):
+        for n in range(workers if service == "orders" else 1):
+            port = settings.web_port + SERVICE_PORT_STEP * index + n
+            urls.append((service, f"http://{settings.web_host}:{port}"))
+    return urls
+
+
+#: The routes to show for each service when the system is up.
+SERVICE_ROUTES = {
+    "orders": "/orders  /sagas",
+    "inventory": "/inventory",
+    "payments": "/payments/accounts",
+    "shipping": "/shipping/countries",
+}
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:
@@ -121,10 +138,11 @@ def run_system(settings: Settings, procfile: Path, workers: int) -> int:
             start_new_session=True,
         )
         urls = worker_urls(settings, workers)
-        if wait_ready(urls, proc, READY_TIMEOUT_S, lambda: stop_requested):
+        if wait_ready([u for _, u in urls], proc, READY_TIMEOUT_S, lambda: stop_requested):
             print("[streamapp] ready:", flush=True)
-            for url in urls:
-                print(f"[streamapp]   {url}/orders  {url}/ready  {url}/metrics", flush=True)
+            for service, url in urls:
+                routes = "  ".join(f"{url}{r}" for r in SERVICE_ROUTES[service].split())
+                print(f"[streamapp]   {service:<9} {routes}  {url}/ready  {url}/metrics")
             print("[streamapp] Ctrl-C stops the workers and the broker.", flush=True)
         elif not stop_requested:
             reason = "exited" if proc.poll() is not None else "did not become ready in time"

@@ -46,6 +46,17 @@ def http_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
     return status, orjson.loads(body)
 
 
+def http_post_json(url: str, body: Any, timeout: float = 15.0) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status), orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.2) -> T:
     """Poll check() until it returns a truthy value; fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout
@@ -111,7 +122,21 @@ class Worker:
 
     @property
     def table_dir(self) -> Path:
-        return Path(self.env["STREAMAPP_DATA_DIR"]) / f"{self.env['STREAMAPP_APP_ID']}-{self.port}"
+        app_id = self.env["STREAMAPP_APP_ID"]
+        service = self.env.get("STREAMAPP_SERVICE", "orders")
+        if service != "orders":
+            app_id = f"{app_id}-{service}"
+        return Path(self.env["STREAMAPP_DATA_DIR"]) / f"{app_id}-{self.port}"
+
+    def pause(self) -> None:
+        """SIGSTOP: the worker holds its partitions but processes nothing (until resume,
+        which must come before the session timeout)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGCONT)
 
     def start(self) -> Worker:
         with open(self.log_path, "ab") as log:

@@ -316,7 +316,7 @@ def test_kill9_during_2000_commands_loses_and_duplicates_nothing(
 
     # `streamapp verify` (topics only) agrees: invariant 4 holds, every command replied.
     verdict = subprocess.run(
-        [str(BIN / "streamapp"), "verify"],
+        [str(BIN / "streamapp"), "verify", "--invariant", "4"],
         cwd=ROOT,
         env={**os.environ, **worker_env},
         capture_output=True,

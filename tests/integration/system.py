@@ -1,0 +1,139 @@
+"""A whole streamapp deployment for a test: the four services as real worker processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from streamapp.settings import SERVICES
+from tests.integration.support import Worker, free_port, http_json, unique_id, wait_for
+
+#: Seeds for saga tests: every test uses its own skus and customers.
+TEST_SEEDS = """
+[inventory]
+"SKU-HAPPY" = 10
+"SKU-SOLDOUT" = 0
+"SKU-PAY" = 10
+"SKU-SHIP" = 10
+"SKU-LATE" = 10
+"SKU-CANCEL" = 10
+"SKU-1" = 100000
+"SKU-2" = 100000
+"SKU-3" = 100000
+"SKU-4" = 100000
+"SKU-5" = 100000
+"SKU-6" = 100000
+"SKU-7" = 100000
+"SKU-8" = 100000
+"SKU-LIMITED" = 5
+
+[payments]
+"cust-happy" = "100.00"
+"cust-inv" = "100.00"
+"cust-broke" = "0.00"
+"cust-ship" = "100.00"
+"cust-late" = "100.00"
+"cust-cancel" = "100.00"
+"cust-1" = "1000000.00"
+"cust-2" = "1000000.00"
+"cust-3" = "1000000.00"
+"cust-4" = "1000000.00"
+"cust-5" = "1000000.00"
+"cust-6" = "1000000.00"
+"cust-7" = "1000000.00"
+"cust-8" = "1000000.00"
+"cust-small" = "50.00"
+
+[shipping]
+countries = ["NL", "BE", "DE", "FR", "GB", "US"]
+"""
+
+
+class System:
+    """orders (+ saga orchestrator), inventory, payments and shipping, one worker each."""
+
+    def __init__(self, bootstrap: str, root: Path, **settings: str) -> None:
+        self.bootstrap = bootstrap
+        self.root = root
+        name = unique_id("saga")
+        seeds = root / "seeds.toml"
+        seeds.write_text(TEST_SEEDS)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMAPP_")}
+        self.env.update(
+            {
+                "STREAMAPP_BOOTSTRAP_SERVERS": bootstrap,
+                "STREAMAPP_APP_ID": name,
+                "STREAMAPP_TOPIC_PREFIX": f"{name}.",
+                "STREAMAPP_DATA_DIR": str(root / "tables"),
+                "STREAMAPP_PARTITIONS": "4",
+                "STREAMAPP_SEEDS_FILE": str(seeds),
+                "PYTHONUNBUFFERED": "1",
+                **{f"STREAMAPP_{k.upper()}": v for k, v in settings.items()},
+            }
+        )
+        self.prefix = f"{name}."
+        self.ports = {service: free_port() for service in SERVICES}
+        self.workers: dict[str, Worker] = {}
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def start(self, *services: str) -> None:
+        for service in services or SERVICES:
+            env = {
+                **self.env,
+                "STREAMAPP_SERVICE": service,
+                "STREAMAPP_WEB_PORT": str(self.ports[service]),
+            }
+            log = self.root / f"{service}.log"
+            self.workers[service] = Worker(env, log).start()
+        for service in services or SERVICES:
+            self.workers[service].wait_ready()
+
+    def kill9(self, service: str) -> None:
+        self.workers[service].kill9()
+
+    def restart(self, service: str, *, wipe_tables: bool = False) -> None:
+        worker = self.workers[service]
+        worker.stop()
+        if wipe_tables:
+            shutil.rmtree(worker.table_dir, ignore_errors=True)
+        self.start(service)
+
+    def stop(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s}\n{w.log(40)}" for s, w in self.workers.items())
+
+    # -- views -----------------------------------------------------------------------
+    def get(self, service: str, path: str) -> Any:
+        status, body = http_json(f"{self.url(service)}{path}", timeout=10)
+        assert status == 200, (path, status, body)
+        return body
+
+    def saga(self, saga_id: str) -> Any:
+        status, body = http_json(f"{self.url('orders')}/sagas/{saga_id}", timeout=10)
+        return body if status == 200 else None
+
+    def wait_saga(self, saga_id: str, *states: str, timeout: float = 60) -> Any:
+        def reached() -> Any:
+            saga = self.saga(saga_id)
+            return saga if saga is not None and saga["state"] in states else None
+
+        try:
+            return wait_for(reached, timeout, f"saga {saga_id} in {states}", 0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nlast: {self.saga(saga_id)}\n{self.logs()}") from None
+
+    def stock(self, sku: str) -> dict[str, int]:
+        return dict(self.get("inventory", f"/inventory/{sku}"))
+
+    def balance(self, customer: str) -> str:
+        return str(self.get("payments", f"/payments/accounts/{customer}")["balance"])
