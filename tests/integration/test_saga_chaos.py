@@ -1,0 +1,92 @@
+"""The saga chaos run: 500 orders with a mix of outcomes while workers are killed.
+
+`streamapp loadgen` sends the orders; meanwhile the orchestrator (orders worker) is
+kill -9'ed twice and the inventory service once, each restarted. Afterwards every saga
+must be terminal and `streamapp verify` must pass: stock and money conserved, no
+command applied twice, streams gapless.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.support import BIN, ROOT
+from tests.integration.system import System
+
+pytestmark = pytest.mark.integration
+
+ORDERS, RATE = 500, 10
+
+
+@pytest.fixture
+def system(bootstrap: str, tmp_path: Path) -> Iterator[System]:
+    deployment = System(
+        bootstrap,
+        tmp_path,
+        consumer_session_timeout_ms="6000",
+        # Commit rarely, so each kill leaves processed-but-uncommitted records to redeliver.
+        consumer_commit_interval_ms="5000",
+    )
+    deployment.start()
+    yield deployment
+    deployment.stop()
+
+
+def test_500_orders_survive_kill9_of_the_orchestrator_twice_and_inventory_once(
+    system: System, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "loadgen.log"
+    with open(log_path, "wb") as log:
+        loadgen = subprocess.Popen(
+            [
+                str(BIN / "streamapp"),
+                "loadgen",
+                "--orders",
+                str(ORDERS),
+                "--rate",
+                str(RATE),
+                "--seed",
+                "7",
+                "--wait-timeout",
+                "300",
+            ],
+            cwd=ROOT,
+            env=system.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for victim, after_s in (("orders", 6), ("inventory", 4), ("orders", 4)):
+            time.sleep(after_s)
+            assert loadgen.poll() is None, "the load ended before the kills"
+            system.kill9(victim)
+            system.start(victim)  # same port, same table directory
+        assert loadgen.wait(420) == 0, log_path.read_text()[-3000:] + system.logs()
+    finally:
+        if loadgen.poll() is None:
+            loadgen.kill()
+    summary = log_path.read_text()
+    assert f"all        {ORDERS}" in summary, summary[-2000:]
+
+    verify = subprocess.run(
+        [
+            str(BIN / "streamapp"),
+            "verify",
+            "--inventory-url",
+            system.url("inventory"),
+            "--payments-url",
+            system.url("payments"),
+        ],
+        cwd=ROOT,
+        env=system.env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert f"{ORDERS} sagas" in verify.stdout, verify.stdout
