@@ -38,6 +38,7 @@ integration: setup
 bench: setup
 	$(BIN)/python -m bench.relay
 	$(BIN)/python -m bench.eventstore
+	$(BIN)/python -m bench.saga
 
 clean:
 	-$(BIN)/streamapp kafka down

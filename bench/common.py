@@ -99,3 +99,12 @@ def save(run: str, result: dict[str, Any]) -> Path:
     path = OUT_DIR / f"{run}.json"
     path.write_text(json.dumps(result, indent=2))
     return path
+
+
+async def delete_topics_starting(bootstrap: str, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a benchmark run's topics)."""
+    async with admin_client(bootstrap) as admin:
+        names = [n for n in await admin.list_topics() if n.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    return names

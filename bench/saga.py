@@ -1,0 +1,110 @@
+"""Saga figures: sustained completed sagas/s, and saga latency at about half that rate.
+
+All four services run as real worker processes (one each) on the local broker, on this
+machine, next to the broker and the load generator.
+
+(A) Throughput: a backlog of happy orders is sent at once (streamapp.loadgen); the
+    sustained rate is the drain rate, completed sagas / (last SagaCompleted - first
+    send). (Completions come in a burst near the end, because every stage works
+    through the whole backlog before the next one's input is complete, so a rate over
+    the completion times alone would overstate what the system sustains.)
+(B) Latency: happy orders at about half of (A)'s rate for --latency-seconds; latency =
+    CreateOrder sent -> SagaCompleted record time, p50/p95/p99.
+
+    make bench        # or: .venv/bin/python -m bench.saga
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import delete_topics_starting, kafka, save
+from streamapp.loadgen import await_outcomes, parse_mix, percentile, plan_orders, send_orders
+from streamapp.seeds import load_seeds
+from streamapp.settings import load_settings
+from tests.integration.system import System
+
+
+def run_orders(system: System, n: int, rate: float, seed: int) -> dict[str, Any]:
+    """Send n happy orders at `rate`; (send ms, completion ms) per completed order."""
+    settings = load_settings(environ=system.env)
+    seeds = load_seeds(settings.seeds_file)
+    plan = plan_orders(n, parse_mix(""), seeds, seed, f"{seed}-{int(time.time())}")  # all happy
+
+    async def go() -> tuple[dict[str, int], dict[str, tuple[str, int]]]:
+        sent = await send_orders(settings, plan, rate, progress=False)
+        done = await await_outcomes(settings, list(sent), within_s=600)
+        return sent, done
+
+    sent, done = asyncio.run(go())
+    completed = {o: ms for o, (state, ms) in done.items() if state == "COMPLETED"}
+    return {
+        "sent": sent,
+        "completed": completed,
+        "not_completed": sorted(set(sent) - set(completed)),
+    }
+
+
+def drain_rate(result: dict[str, Any]) -> float:
+    """Completed sagas / (last completion - first send)."""
+    last = max(result["completed"].values())
+    return len(result["completed"]) / max((last - min(result["sent"].values())) / 1000.0, 1e-3)
+
+
+def latencies(result: dict[str, Any]) -> dict[str, float]:
+    values = [result["completed"][o] - result["sent"][o] for o in result["completed"]]
+    return {f"p{p}": float(percentile(values, p) or 0.0) for p in (50, 95, 99)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, default=3000, help="backlog size for (A)")
+    parser.add_argument("--latency-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    with kafka() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        system = System(bootstrap, Path(tmp), log_level="warning")
+        run = system.env["STREAMAPP_APP_ID"]
+        result: dict[str, Any] = {"run": run, "orders": args.orders}
+        try:
+            system.start()
+            run_orders(system, 50, 20, seed=1)  # warm-up: connections, caches, JIT-free paths
+            backlog = run_orders(system, args.orders, 100_000, seed=2)
+            sustained = drain_rate(backlog)
+            print(
+                f"(A) backlog of {args.orders} orders: {len(backlog['completed'])} completed; "
+                f"sustained {sustained:.1f} sagas/s"
+            )
+            rate = max(1.0, round(sustained / 2))
+            n = int(rate * args.latency_seconds)
+            paced = run_orders(system, n, rate, seed=3)
+            lat = latencies(paced)  # the rate held if drain ~= offered rate
+            print(
+                f"(B) {n} orders at {rate:.0f}/s (half of A): {len(paced['completed'])} completed; "
+                f"latency p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms"
+            )
+            result.update(
+                {
+                    "completed": len(backlog["completed"]),
+                    "sustained_per_s": round(sustained, 1),
+                    "paced_drain_per_s": round(drain_rate(paced), 1),
+                    "latency_rate_per_s": rate,
+                    "latency_orders": n,
+                    "latency_completed": len(paced["completed"]),
+                    "latency_ms": {k: round(v, 1) for k, v in lat.items()},
+                    "not_completed": backlog["not_completed"][:10] + paced["not_completed"][:10],
+                }
+            )
+        finally:
+            system.stop()
+            asyncio.run(delete_topics_starting(bootstrap, run))
+    print(f"saved {save(run, result)}")
+    return 0 if not result.get("not_completed") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
