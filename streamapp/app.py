@@ -7,6 +7,7 @@ here and register their agents, tables and views on it; faust discovers them thr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -18,6 +19,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from streamapp.health import ReadinessInputs, readiness
 from streamapp.kafka.topics import COMPACT, TopicSpec, ensure_topics, merge_specs
 from streamapp.metrics import AppMetrics
+from streamapp.resilience.relay import RetryRelay
 from streamapp.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,15 @@ class StreamApp(faust.App):
         super().__init__(settings.service_app_id, **{**faust_options(settings), **overrides})
         setup_prometheus_sensors(self, registry=self.metrics.registry)
         self.on_partitions_assigned.connect(self._on_assigned)
+        self.topics_ensured = asyncio.Event()
+        self.retry_relay = RetryRelay(
+            settings.bootstrap,
+            f"{self.conf.id}-retry-relay",
+            self.waiting_retry_topics,
+            self.topics_ensured,
+        )
+        # faust starts instances too (App._prepare_subservice), though its annotation says class.
+        self.service(cast(Any, self.retry_relay))
         self.metrics.ready.set_function(lambda: float(readiness(self.readiness_inputs())[0]))
         self.metrics.assigned_partitions.set_function(
             lambda: float(self.readiness_inputs().assigned_partitions)
@@ -127,6 +138,25 @@ class StreamApp(faust.App):
             config=dict(spec.config) or None,
             key_serializer="raw",
             value_serializer=value_serializer,
+        )
+
+    def declare_retry_topics(self, topic_name: str, attempts: int) -> None:
+        """``<topic>.retry.1..attempts``, ``<topic>.retry.due`` and ``<topic>.dlq`` for a
+        declared topic an agent consumes: same partitions and size limit as the topic."""
+        spec = next(s for s in self.declared_topics if s.name == topic_name)
+        config = {k: v for k, v in spec.config.items() if k != "cleanup.policy"}
+        names = [f"{topic_name}.retry.{n}" for n in range(1, attempts + 1)]
+        names += [f"{topic_name}.retry.due", f"{topic_name}.dlq"]
+        self.declared_topics.extend(replace(spec, name=name, config=config) for name in names)
+
+    def waiting_retry_topics(self) -> list[str]:
+        """The ``<topic>.retry.<n>`` topics of this app (what the retry relay reads)."""
+        return sorted(
+            {
+                s.name
+                for s in self.declared_topics
+                if s.name.rpartition(".retry.")[2].isdigit() and ".retry." in s.name
+            }
         )
 
     def dead_letter_topic(self, topic_name: str) -> Any:
@@ -187,6 +217,7 @@ class StreamApp(faust.App):
         report = await ensure_topics(self.settings.bootstrap, self.topic_specs())
         if report.created:
             log.info("created topics: %s", ", ".join(report.created))
+        self.topics_ensured.set()
 
     async def hand_over_table_writes(self) -> None:
         """Wait until this record's table writes are in the Kafka producer.

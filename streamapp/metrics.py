@@ -68,6 +68,25 @@ class AppMetrics:
             ["topic"],
             registry=self.registry,
         )
+        self.retries = Counter(
+            "streamapp_retries",
+            "Records sent to <topic>.retry.<attempt> after a retryable failure",
+            ["topic", "attempt"],
+            registry=self.registry,
+        )
+        self.timeouts = Counter(
+            "streamapp_processing_timeouts",
+            "Records an agent did not finish within the processing timeout",
+            ["agent"],
+            registry=self.registry,
+        )
+        self.retry_lateness_seconds = Histogram(
+            "streamapp_retry_lateness_seconds",
+            "How long after its retry-after a retried record was processed",
+            ["agent"],
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+        )
         self.sagas_ended = Counter(
             "streamapp_sagas_ended",
             "Sagas that reached a terminal state, by terminal event (SagaFailed: a "

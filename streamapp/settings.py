@@ -94,6 +94,24 @@ class Settings:
         2800, "How often processed offsets are committed (bounds replays after a crash)."
     )
     snapshot_every: int = setting(100, "Event store: write an aggregate snapshot every N events.")
+    processing_timeout_ms: int = setting(
+        30000, "An agent taking longer than this on one record fails it (then retried)."
+    )
+    retry_base_ms: int = setting(1000, "Delay before the first retry of a failed record.")
+    retry_factor: float = setting(2.0, "Each further retry waits this many times longer ...")
+    retry_cap_ms: int = setting(300000, "... but never longer than this.")
+    retry_jitter: float = setting(
+        0.1, "Each delay varies by up to this fraction either way (spreads retry bursts)."
+    )
+    retry_max_attempts: int = setting(
+        5, "Retries (<topic>.retry.1 .. .retry.N) before a record goes to <topic>.dlq."
+    )
+    inject_failure_rate: float = setting(
+        0.0, "Participant services: fail this fraction of commands transiently (tests, demos)."
+    )
+    inject_failures_first_attempts: int = setting(
+        0, "Participant services: fail every command's first N attempts (tests, demos)."
+    )
     http_command_timeout_ms: int = setting(
         10000, "How long POST /orders waits for the command's reply before a 504."
     )
@@ -129,12 +147,22 @@ class Settings:
             "consumer_commit_interval_ms",
             "snapshot_every",
             "http_command_timeout_ms",
+            "processing_timeout_ms",
             "saga_step_timeout_ms",
             "saga_compensation_timeout_ms",
             "saga_max_compensation_attempts",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("retry_base_ms", "retry_cap_ms", "retry_max_attempts"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must be >= 0")
+        if not 0.0 <= self.inject_failure_rate <= 1.0:
+            raise SettingsError("inject_failure_rate must be between 0 and 1")
+        if not 0.0 <= self.retry_jitter < 1.0 or self.retry_factor < 1.0:
+            raise SettingsError("need 0 <= retry_jitter < 1 and retry_factor >= 1")
+        if self.retry_base_ms < 1 or self.retry_cap_ms < self.retry_base_ms:
+            raise SettingsError("need 1 <= retry_base_ms <= retry_cap_ms")
         if self.producer_linger_ms < 0:
             raise SettingsError("producer_linger_ms must be >= 0")
 
@@ -198,6 +226,10 @@ def _flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
     try:
+        if kind is float or kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError("a boolean is not a number")
+            return float(raw)
         if kind is int or kind == "int":
             if isinstance(raw, bool):
                 raise ValueError("a boolean is not a number")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import orjson
 
 from streamapp.app import MAX_RECORD_BYTES, app
@@ -13,7 +10,7 @@ from streamapp.eventstore.store import EventStore
 from streamapp.messages import Command, Reply
 from streamapp.orders.aggregate import COMMAND_TYPES
 from streamapp.orders.handler import OrderCommandHandler, SourceRecord, order_repository
-from streamapp.resilience.deadletter import dead_letter
+from streamapp.resilience.consumer import Delivery, ResilientConsumer
 
 AGENT = "orders"
 
@@ -54,32 +51,29 @@ async def _reply(reply: Reply) -> None:
     await replies_topic.send(key=reply.command_id.encode(), value=reply.to_json())
 
 
-@app.agent(commands_topic, name=AGENT)
-async def process_commands(stream: Any) -> None:
-    """One command at a time per partition (concurrency 1: it reads and writes state)."""
-    async for event in stream.events():
-        started = time.perf_counter()
-        message = event.message
-        try:
-            command = Command.parse(event.value)
-            if event.key is None or event.key.decode(errors="replace") != command.aggregate_id:
-                raise SchemaError("the record key must be the command's aggregateId")
-            if command.command_type not in COMMAND_TYPES:
-                raise UnknownCommand(f"unknown commandType {command.command_type!r} for orders")
-        except (SchemaError, UnknownCommand) as exc:  # never retryable: reply + DLQ
-            target = _rejection_target(event.value, event.key)
-            if target is not None:  # it has an id: the client gets its rejection
-                await _reply(Reply.rejected(target[0], target[1], exc))
-            await dead_letter(app, AGENT, event, "invalid", exc)
-            continue
-        source = SourceRecord(message.partition, message.offset, int(message.timestamp * 1000))
-        try:
-            outcome = handler.handle(command, source)
-        except Exception as exc:  # a bug must not stop the partition
-            await dead_letter(app, AGENT, event, "error", exc)
-            continue
-        for stored in outcome.events:
-            await events_topic.send(key=stored.aggregate_id.encode(), value=stored.to_json())
-        await _reply(outcome.reply)
-        await app.hand_over_table_writes()
-        app.metrics.processed(AGENT, started, replayed=outcome.redelivered)
+async def handle_command(delivery: Delivery) -> bool:
+    """Apply one command; True when it was a redelivery (already applied)."""
+    try:
+        command = Command.parse(delivery.value)
+        key = delivery.key
+        if key is None or key.decode(errors="replace") != command.aggregate_id:
+            raise SchemaError("the record key must be the command's aggregateId")
+        if command.command_type not in COMMAND_TYPES:
+            raise UnknownCommand(f"unknown commandType {command.command_type!r} for orders")
+    except (SchemaError, UnknownCommand) as exc:  # never retryable: reply, then DLQ
+        target = _rejection_target(delivery.value, delivery.key)
+        if target is not None:  # it has an id: the client gets its rejection
+            await _reply(Reply.rejected(target[0], target[1], exc))
+        raise
+    # A retry is a redelivery of the record where it first arrived.
+    first = delivery.origin
+    source = SourceRecord(first.partition, first.offset, delivery.timestamp_ms)
+    outcome = handler.handle(command, source)
+    for stored in outcome.events:
+        await events_topic.send(key=stored.aggregate_id.encode(), value=stored.to_json())
+    await _reply(outcome.reply)
+    return outcome.redelivered
+
+
+consumer = ResilientConsumer(app, AGENT, [commands_topic])
+consumer.agent(handle_command)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from streamapp.app import app
 from streamapp.messages import iso_utc
 from streamapp.probe.model import InvalidProbe, parse_probe, record_probe
-from streamapp.resilience.deadletter import dead_letter
+from streamapp.resilience.consumer import Delivery, ResilientConsumer
+from streamapp.resilience.policy import ErrorClassifier
 
 AGENT = "probe"
 
@@ -18,25 +16,20 @@ probes_topic = app.contract_topic(
 probes_table = app.keyed_table("probes")
 
 
-@app.agent(probes_topic, name=AGENT)
-async def count_probes(stream: Any) -> None:
-    """Record each probe; an invalid one is logged and counted, never stops the partition."""
-    async for event in stream.events():
-        started = time.perf_counter()
-        key = event.key
-        try:
-            probe = parse_probe(key, event.value)
-        except InvalidProbe as exc:
-            await dead_letter(app, AGENT, event, exc.reason, exc)
-            continue
-        message = event.message
-        updated = record_probe(
-            probes_table.get(key), probe, message.partition, message.offset, iso_utc()
-        )
-        if updated is None:
-            app.metrics.records_replayed.labels(AGENT).inc()
-            continue
-        # Reassign (never mutate in place): only assignments reach the changelog.
-        probes_table[key] = updated
-        await app.hand_over_table_writes()
-        app.metrics.processed(AGENT, started)
+async def record(delivery: Delivery) -> bool:
+    """Record a probe; True when this record was already recorded (a redelivery)."""
+    key = delivery.key
+    probe = parse_probe(key, delivery.value)  # InvalidProbe: never retried
+    first = delivery.origin
+    updated = record_probe(probes_table.get(key), probe, first.partition, first.offset, iso_utc())
+    if updated is None:
+        return True
+    # Reassign (never mutate in place): only assignments reach the changelog.
+    probes_table[key] = updated
+    return False
+
+
+consumer = ResilientConsumer(
+    app, AGENT, [probes_topic], classifier=ErrorClassifier().with_never([InvalidProbe])
+)
+consumer.agent(record)

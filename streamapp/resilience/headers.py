@@ -68,6 +68,15 @@ def retry_count(headers: Headers) -> int:
         return 0
 
 
+def retry_after(headers: Headers) -> int | None:
+    """The retry-after header (epoch ms), or None if absent or unreadable."""
+    raw = header(headers, RETRY_AFTER)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
 def origin(headers: Headers, topic: str, partition: int, offset: int) -> Origin:
     """The first failure's coordinates: from the headers if present, else this record."""
     first_topic = header(headers, ORIGINAL_TOPIC)

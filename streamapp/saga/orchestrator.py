@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import orjson
 
@@ -20,7 +19,7 @@ from streamapp.app import app
 from streamapp.errors import SchemaError
 from streamapp.messages import new_id
 from streamapp.orders.agents import commands_topic as orders_commands
-from streamapp.resilience.deadletter import dead_letter
+from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.saga.definition import order_fulfillment
 from streamapp.saga.machine import SagaMachine
 from streamapp.saga.orchestration import ORDERS, TIMEOUTS, Incoming, SagaRecord, react
@@ -59,10 +58,6 @@ command_topics[settings.topic("orders.commands")] = orders_commands
 SOURCES = {settings.topic("orders.events"): ORDERS, settings.topic("sagas.timeouts"): TIMEOUTS}
 SOURCES |= {settings.topic(f"{s}.events"): s for s in PARTICIPANTS}
 
-inputs = app.topic(
-    *SOURCES, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-)
-
 sagas = app.keyed_table("sagas")
 deadlines = app.keyed_table("saga-deadlines")
 
@@ -93,45 +88,43 @@ def parse(raw: bytes | None, source: str, topic: str, offset: int) -> Incoming:
     )
 
 
-@app.agent(inputs, name=AGENT)
-async def orchestrate(stream: Any) -> None:
-    """One record at a time per partition: read the saga, react, write, then send."""
-    async for event in stream.events():
-        started = time.perf_counter()
-        message = event.message
-        try:
-            if not event.key:
-                raise SchemaError("the record key must be the saga (order) id")
-            incoming = parse(event.value, SOURCES[message.topic], message.topic, message.offset)
-            saga_id = event.key.decode()
-            stored = sagas.get(event.key)
-            record = SagaRecord.from_dict(stored) if stored is not None else None
-            reaction = react(machine, saga_id, record, incoming, int(time.time() * 1000))
-        except SchemaError as exc:
-            await dead_letter(app, AGENT, event, "invalid", exc)
-            continue
-        except Exception as exc:  # a bug must not stop the partition
-            await dead_letter(app, AGENT, event, "error", exc)
-            continue
-        if reaction.record is not None and (reaction.changed or reaction.redelivered):
-            # State first (a redelivery writes it again: the local store may be ahead of
-            # the changelog after a crash), then what it implies.
-            sagas[event.key] = reaction.record.to_dict()
-            deadline = reaction.record.state.next_deadline()
-            if deadline is None:
-                deadlines.pop(event.key, None)
-            else:
-                deadlines[event.key] = deadline
-            await app.hand_over_table_writes()
-        for topic, command in reaction.commands:
-            await command_topics[settings.topic(topic)].send(
-                key=command.aggregate_id.encode(), value=command.to_json()
-            )
-        for saga_event in reaction.events:
-            await sagas_events.send(key=event.key, value=saga_event.to_json())
-            if saga_event.event_type in TERMINAL_EVENTS and not reaction.redelivered:
-                app.metrics.sagas_ended.labels(saga_event.event_type).inc()
-        app.metrics.processed(AGENT, started, replayed=reaction.redelivered)
+async def orchestrate(delivery: Delivery) -> bool:
+    """Read the saga, react, write it, then send what it implies; True for a redelivery.
+
+    A retried record counts as its first arrival (origin topic and offset), so the
+    saga's applied-offset check recognises it if its first attempt got that far."""
+    if not delivery.key:
+        raise SchemaError("the record key must be the saga (order) id")
+    first = delivery.origin
+    incoming = parse(delivery.value, SOURCES[first.topic], first.topic, first.offset)
+    stored = sagas.get(delivery.key)
+    record = SagaRecord.from_dict(stored) if stored is not None else None
+    reaction = react(machine, delivery.key.decode(), record, incoming, int(time.time() * 1000))
+    if reaction.record is not None and (reaction.changed or reaction.redelivered):
+        # State first (a redelivery writes it again: the local store may be ahead of
+        # the changelog after a crash), then what it implies.
+        sagas[delivery.key] = reaction.record.to_dict()
+        deadline = reaction.record.state.next_deadline()
+        if deadline is None:
+            deadlines.pop(delivery.key, None)
+        else:
+            deadlines[delivery.key] = deadline
+        await app.hand_over_table_writes()
+    for topic, command in reaction.commands:
+        await command_topics[settings.topic(topic)].send(
+            key=command.aggregate_id.encode(), value=command.to_json()
+        )
+    for saga_event in reaction.events:
+        await sagas_events.send(key=delivery.key, value=saga_event.to_json())
+        if saga_event.event_type in TERMINAL_EVENTS and not reaction.redelivered:
+            app.metrics.sagas_ended.labels(saga_event.event_type).inc()
+    return reaction.redelivered
+
+
+consumer = ResilientConsumer(
+    app, AGENT, [orders_events, *participant_events.values(), timeouts_topic]
+)
+consumer.agent(orchestrate)
 
 
 TERMINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaFailed"})

@@ -6,16 +6,15 @@ ParticipantHandler`; this module wires it to the service's topics and tables.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from streamapp.errors import CommandRejected
 from streamapp.messages import Command, derived_id
 from streamapp.participants.handler import ParticipantHandler, Rules
-from streamapp.resilience.deadletter import dead_letter
+from streamapp.resilience.consumer import Delivery, ResilientConsumer
+from streamapp.resilience.injection import FailureInjection
 from streamapp.services.topics import commands_topic, events_topic
 
 
@@ -32,28 +31,23 @@ class ParticipantService:
             role: app.keyed_table(f"{self.name}-{role}", partitions=partitions) for role in roles
         }
         self.handler = ParticipantHandler(rules, self.tables)
-        app.agent(self.commands, name=self.name)(self.process)
+        self.failures = FailureInjection(
+            app.settings.inject_failure_rate, app.settings.inject_failures_first_attempts
+        )
+        self.consumer = ResilientConsumer(app, self.name, [self.commands])
+        self.consumer.agent(self.handle)
 
-    async def process(self, stream: Any) -> None:
-        """One command at a time (concurrency 1: it reads and writes the tables)."""
-        app = self.app
-        async for event in stream.events():
-            started = time.perf_counter()
-            try:
-                command = Command.parse(event.value)
-                outcome = self.handler.handle(command)
-            except CommandRejected as exc:  # undecodable, schema-invalid, unknown type
-                await dead_letter(app, self.name, event, "invalid", exc)
-                continue
-            except Exception as exc:  # a bug must not stop the partition
-                await dead_letter(app, self.name, event, "error", exc)
-                continue
-            if outcome.event is not None:
-                await self.events.send(
-                    key=outcome.event.aggregate_id.encode(), value=outcome.event.to_json()
-                )
-            await app.hand_over_table_writes()
-            app.metrics.processed(self.name, started, replayed=outcome.duplicate)
+    async def handle(self, delivery: Delivery) -> bool:
+        """Answer one command; True when it was answered before (a repeat)."""
+        command = Command.parse(delivery.value)  # SchemaError: never retried
+        if not command.command_type.startswith("Seed"):
+            self.failures.check(delivery.attempt)
+        outcome = self.handler.handle(command)
+        if outcome.event is not None:
+            await self.events.send(
+                key=outcome.event.aggregate_id.encode(), value=outcome.event.to_json()
+            )
+        return outcome.duplicate
 
     async def send_seed(self, command_type: str, data: Mapping[str, Any]) -> None:
         """Seed the tables through the agent (table writes need a record being processed).

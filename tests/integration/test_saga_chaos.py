@@ -1,5 +1,7 @@
 """The saga chaos run: 500 orders with a mix of outcomes while workers are killed.
 
+Run twice: as is, and with 20% transient failures injected in every participant.
+
 `streamapp loadgen` sends the orders; meanwhile the orchestrator (orders worker) is
 kill -9'ed twice and the inventory service once, each restarted. Afterwards every saga
 must be terminal and `streamapp verify` must pass: stock and money conserved, no
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.kafka_io import read_topic
 from tests.integration.support import BIN, ROOT
 from tests.integration.system import System
 
@@ -23,11 +26,14 @@ pytestmark = pytest.mark.integration
 ORDERS, RATE = 500, 10
 
 
-@pytest.fixture
-def system(bootstrap: str, tmp_path: Path) -> Iterator[System]:
+@pytest.fixture(params=["0", "0.2"], ids=["no-injected-failures", "20pct-transient-failures"])
+def system(bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[System]:
     deployment = System(
         bootstrap,
         tmp_path,
+        # Every participant fails this fraction of its commands transiently (retried
+        # through the retry topics).
+        inject_failure_rate=request.param,
         consumer_session_timeout_ms="6000",
         # Commit rarely, so each kill leaves processed-but-uncommitted records to redeliver.
         consumer_commit_interval_ms="5000",
@@ -90,3 +96,7 @@ def test_500_orders_survive_kill9_of_the_orchestrator_twice_and_inventory_once(
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert f"{ORDERS} sagas" in verify.stdout, verify.stdout
+    if system.env["STREAMAPP_INJECT_FAILURE_RATE"] != "0":  # the failures did happen
+        for service in ("inventory", "payments", "shipping"):
+            retried = read_topic(system.bootstrap, system.topic(f"{service}.commands.retry.1"))
+            assert len(retried) > 10, service

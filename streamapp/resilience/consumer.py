@@ -1,0 +1,212 @@
+"""The one way every streamapp agent consumes: timeout, classify, retry topics, DLQ.
+
+``ResilientConsumer`` owns an agent's input topics and their retry plumbing. An agent
+supplies only ``handle(delivery)``; the consumer runs it with a timeout and on failure
+
+- never-retryable (undecodable, schema-invalid, unknown type, or what the agent's
+  classifier adds): the record goes to ``<topic>.dlq`` at once;
+- retryable: to ``<topic>.retry.<n>`` (same partition, key, value and headers, plus the
+  contract's retry headers with ``retry-after``), and the main partition moves on;
+- after ``retry_max_attempts`` retries: ``<topic>.dlq``.
+
+The :class:`~streamapp.resilience.relay.RetryRelay` moves a waiting record to
+``<topic>.retry.due`` once its ``retry-after`` has passed; the agent consumes that
+topic next to ``<topic>`` (same app, same partition count, so Faust assigns partition
+p of both to the same worker and the table writes stay local). A handler sees a
+:class:`Delivery` whose ``origin`` is where the record first arrived, so its dedupe
+treats a retry like a redelivery of the original record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from streamapp.resilience.deadletter import dead_letter, record_headers
+from streamapp.resilience.headers import (
+    Origin,
+    origin,
+    retry_after,
+    retry_count,
+    retry_headers,
+)
+from streamapp.resilience.policy import ErrorClassifier, RetryPolicy, error_type
+
+log = logging.getLogger(__name__)
+
+RETRY_INFIX = ".retry."
+DUE_SUFFIX = ".retry.due"
+
+
+class ProcessingTimeout(Exception):
+    """The handler took longer than the processing timeout (a retryable failure)."""
+
+
+class TransientFailure(Exception):
+    """A failure worth retrying (e.g. injected by the participants' failure setting)."""
+
+
+def retry_topic(topic: str, attempt: int) -> str:
+    return f"{topic}{RETRY_INFIX}{attempt}"
+
+
+def due_topic(topic: str) -> str:
+    return f"{topic}{DUE_SUFFIX}"
+
+
+def main_topic(topic: str) -> str:
+    """The topic a record was first consumed from, for any of its retry topics."""
+    if topic.endswith(DUE_SUFFIX):
+        return topic[: -len(DUE_SUFFIX)]
+    head, sep, tail = topic.rpartition(RETRY_INFIX)
+    return head if sep and tail.isdigit() else topic
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One record as a handler sees it, first attempt or retry."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+    topic: str  # where it came from now (the main topic or <topic>.retry.due)
+    origin: Origin  # where it first arrived: dedupe by this
+    attempt: int  # retries made before this one (0: first attempt)
+    timestamp_ms: int
+    event: Any  # the faust event (for senders that need it)
+
+    @classmethod
+    def of(cls, event: Any) -> Delivery:
+        message = event.message
+        headers = record_headers(message.headers)
+        first = origin(headers, message.topic, message.partition, message.offset)
+        return cls(
+            event.key,
+            event.value,
+            headers,
+            message.topic,
+            first,
+            retry_count(headers),
+            int(message.timestamp * 1000),
+            event,
+        )
+
+
+def policy_from(settings: Any) -> RetryPolicy:
+    return RetryPolicy(
+        base_ms=settings.retry_base_ms,
+        factor=settings.retry_factor,
+        cap_ms=settings.retry_cap_ms,
+        jitter=settings.retry_jitter,
+        max_attempts=settings.retry_max_attempts,
+    )
+
+
+Handler = Callable[[Delivery], Awaitable[Any]]
+
+
+class ResilientConsumer:
+    """An agent's inputs (main topics + their due topics) and what happens on failure."""
+
+    def __init__(
+        self,
+        app: Any,
+        name: str,
+        topics: Sequence[Any],
+        *,
+        classifier: ErrorClassifier | None = None,
+        policy: RetryPolicy | None = None,
+        timeout_ms: int | None = None,
+    ) -> None:
+        self.app = app
+        self.name = name
+        self.classifier = classifier or ErrorClassifier()
+        self.policy = policy or policy_from(app.settings)
+        self.timeout_s = (timeout_ms or app.settings.processing_timeout_ms) / 1000.0
+        self.main_topics = [t.get_topic_name() for t in topics]
+        self._retry: dict[str, Any] = {}
+        due = []
+        for topic in topics:
+            spec_name = topic.get_topic_name()
+            app.declare_retry_topics(spec_name, self.policy.max_attempts)
+            due.append(due_topic(spec_name))
+        self.channel = app.topic(
+            *self.main_topics,
+            *due,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    def agent(self, handler: Handler) -> None:
+        """Register the agent: one record at a time per worker (it reads and writes
+        tables), each through `handler` under this consumer's rules."""
+
+        async def consume(stream: Any) -> None:
+            async for event in stream.events():
+                await self.process(event, handler)
+
+        consume.__name__ = consume.__qualname__ = self.name
+        self.app.agent(self.channel, name=self.name)(consume)
+
+    async def process(self, event: Any, handler: Handler) -> None:
+        started = time.perf_counter()
+        delivery = Delivery.of(event)
+        metrics = self.app.metrics
+        if delivery.topic.endswith(DUE_SUFFIX):
+            due = retry_after(delivery.headers)
+            if due is not None:
+                late = max(0.0, time.time() - due / 1000.0)
+                metrics.retry_lateness_seconds.labels(self.name).observe(late)
+        try:
+            try:
+                replayed = await asyncio.wait_for(handler(delivery), self.timeout_s)
+            except TimeoutError:
+                metrics.timeouts.labels(self.name).inc()
+                raise ProcessingTimeout(
+                    f"{self.name} took longer than {self.timeout_s:g} s"
+                ) from None
+        except Exception as exc:  # every failure is classified; none stops the partition
+            await self.app.hand_over_table_writes()
+            await self.fail(delivery, exc)
+            return
+        await self.app.hand_over_table_writes()
+        metrics.processed(self.name, started, replayed=bool(replayed))
+
+    async def fail(self, delivery: Delivery, error: BaseException) -> None:
+        """Retry topic or DLQ, by classification and attempts made."""
+        event, kind = delivery.event, error_type(error)
+        main = main_topic(delivery.origin.topic)
+        if not self.classifier.retryable(error) or self.policy.exhausted(delivery.attempt):
+            reason = "invalid" if not self.classifier.retryable(error) else "exhausted"
+            await dead_letter(self.app, self.name, event, reason, error)
+            return
+        attempt = delivery.attempt + 1
+        retry_after = self.policy.retry_after_ms(attempt, int(time.time() * 1000))
+        where = replace(delivery.origin, topic=main)
+        headers = retry_headers(delivery.headers, where, attempt, retry_after, kind, str(error))
+        try:
+            await self._retry_topic(main, attempt).send(
+                key=delivery.key,
+                value=delivery.value,
+                headers=headers,
+                partition=event.message.partition,
+            )
+        except Exception as failure:  # could not park it: keep it in the DLQ instead
+            log.error("%s could not send to %s: %r", self.name, retry_topic(main, attempt), failure)
+            await dead_letter(self.app, self.name, event, "retry-send-failed", error)
+            return
+        self.app.metrics.retries.labels(main, str(attempt)).inc()
+
+    def _retry_topic(self, main: str, attempt: int) -> Any:
+        name = retry_topic(main, attempt)
+        if name not in self._retry:
+            self._retry[name] = self.app.topic(
+                name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            )
+        return self._retry[name]
