@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python -m bench.relay
 	$(BIN)/python -m bench.eventstore
 	$(BIN)/python -m bench.saga
+	$(BIN)/python -m bench.retry
 
 clean:
 	-$(BIN)/streamapp kafka down

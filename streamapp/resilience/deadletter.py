@@ -2,8 +2,8 @@
 
 The key, value and original headers are copied byte for byte; the contract's headers
 (retry-count, original-topic/partition/offset, error-type/message/stack, failed-at)
-say why. Retries (``<topic>.retry.<n>``) arrive with the retry issue; until then every
-failure an agent gives up on is dead-lettered here.
+say why. Called by the ResilientConsumer for never-retryable failures and for records
+that exhausted their retries (``<topic>.retry.<n>``).
 """
 
 from __future__ import annotations

@@ -63,6 +63,9 @@ class RetryRelay(Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=500,
+            # A resumed partition is fetched by the next fetch request: keep the long poll
+            # short so a due record does not wait for the current one (default 500 ms).
+            fetch_max_wait_ms=50,
         )
         await self._consumer.start()
         return True
