@@ -30,6 +30,10 @@ async def record(delivery: Delivery) -> bool:
 
 
 consumer = ResilientConsumer(
-    app, AGENT, [probes_topic], classifier=ErrorClassifier().with_never([InvalidProbe])
+    app,
+    AGENT,
+    [probes_topic],
+    classifier=ErrorClassifier().with_never([InvalidProbe]),
+    reason_of=lambda error: error.reason if isinstance(error, InvalidProbe) else None,
 )
 consumer.agent(record)

@@ -121,8 +121,11 @@ class ResilientConsumer:
         classifier: ErrorClassifier | None = None,
         policy: RetryPolicy | None = None,
         timeout_ms: int | None = None,
+        reason_of: Callable[[BaseException], str | None] = lambda error: None,
     ) -> None:
+        """``reason_of`` may name a finer rejection reason (metric label) for an error."""
         self.app = app
+        self.reason_of = reason_of
         self.name = name
         self.classifier = classifier or ErrorClassifier()
         self.policy = policy or policy_from(app.settings)
@@ -184,6 +187,7 @@ class ResilientConsumer:
         main = main_topic(delivery.origin.topic)
         if not self.classifier.retryable(error) or self.policy.exhausted(delivery.attempt):
             reason = "invalid" if not self.classifier.retryable(error) else "exhausted"
+            reason = self.reason_of(error) or reason
             await dead_letter(self.app, self.name, event, reason, error)
             return
         attempt = delivery.attempt + 1
