@@ -166,6 +166,25 @@ class SagaMachine:
         state, command = self._run(state, first, now_ms)
         return Transition(state, (command,), (SagaEvent("SagaStarted", {"data": dict(data)}),))
 
+    def never_started(
+        self, saga_id: str, reason: str, correlation_id: str, now_ms: int
+    ) -> Transition:
+        """The order was cancelled before its saga started (its OrderCreated is being
+        retried): the saga ends COMPENSATED with nothing to undo, so a late start finds
+        it ended instead of running for a cancelled order."""
+        state = SagaState(
+            saga_id,
+            self.definition.saga_type,
+            COMPENSATED,
+            None,
+            tuple(StepState(s.name) for s in self.definition.steps),
+            {},
+            correlation_id,
+            now_ms,
+            reason,
+        )
+        return Transition(state, (), (SagaEvent("SagaCompensated", {"reason": reason}),))
+
     def on_event(
         self, state: SagaState, event_type: str, causation_id: str | None, now_ms: int
     ) -> Transition:

@@ -114,9 +114,13 @@ def _transition(
 ) -> Transition | None:
     kind = incoming.event_type
     if record is None:
+        correlation = incoming.correlation_id or incoming.event_id
         if incoming.source == ORDERS and kind == "OrderCreated":
-            correlation = incoming.correlation_id or incoming.event_id
             return machine.start(saga_id, incoming.data, correlation, now_ms)
+        if incoming.source == ORDERS and kind == "OrderCancelled":
+            # Only possible when the OrderCreated before it is waiting in a retry topic.
+            reason = str(incoming.data.get("reason") or "cancelled before the saga started")
+            return machine.never_started(saga_id, reason, correlation, now_ms)
         return None  # no saga for it (a stray, or an order created before sagas)
     state = record.state
     if incoming.source == TIMEOUTS:

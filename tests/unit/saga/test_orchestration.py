@@ -135,3 +135,13 @@ def test_record_round_trips() -> None:
     saga.feed(ORDERS, "OrderCreated", "cmd-1", **ORDER)
     assert saga.record is not None
     assert SagaRecord.from_dict(saga.record.to_dict()) == saga.record
+
+
+def test_a_cancel_overtaking_its_retried_order_created_ends_the_saga_first() -> None:
+    saga = Saga()
+    r = saga.feed(ORDERS, "OrderCancelled", "client-cmd", offset=5, reason="too slow")
+    assert saga.record is not None and saga.record.state.state == "COMPENSATED"
+    assert not r.commands and [e.event_type for e in r.events] == ["SagaCompensated"]
+    late = saga.feed(ORDERS, "OrderCreated", "cmd-1", offset=4, **ORDER)  # the retry
+    assert not late.changed and saga.record.state.state == "COMPENSATED"
+    assert kinds(late) == ["CancelOrder"]  # the end command again (the order rejects it)
