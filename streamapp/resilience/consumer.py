@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from typing import Any
 
 from streamapp.resilience.deadletter import dead_letter, record_headers
@@ -81,16 +81,19 @@ class Delivery:
 
     @classmethod
     def of(cls, event: Any) -> Delivery:
+        """Only a record from ``<topic>.retry.due`` is a retry: retry headers on a main
+        topic record come from a client (or a replay) and are not trusted."""
         message = event.message
         headers = record_headers(message.headers)
-        first = origin(headers, message.topic, message.partition, message.offset)
+        here = Origin(message.topic, message.partition, message.offset)
+        retried = message.topic.endswith(DUE_SUFFIX)
         return cls(
             event.key,
             event.value,
             headers,
             message.topic,
-            first,
-            retry_count(headers),
+            origin(headers, *astuple(here)) if retried else here,
+            retry_count(headers) if retried else 0,
             int(message.timestamp * 1000),
             event,
         )
@@ -188,7 +191,15 @@ class ResilientConsumer:
         if not self.classifier.retryable(error) or self.policy.exhausted(delivery.attempt):
             reason = "invalid" if not self.classifier.retryable(error) else "exhausted"
             reason = self.reason_of(error) or reason
-            await dead_letter(self.app, self.name, event, reason, error)
+            await dead_letter(
+                self.app,
+                self.name,
+                event,
+                reason,
+                error,
+                replace(delivery.origin, topic=main),
+                delivery.attempt,
+            )
             return
         attempt = delivery.attempt + 1
         retry_after = self.policy.retry_after_ms(attempt, int(time.time() * 1000))
@@ -203,7 +214,9 @@ class ResilientConsumer:
             )
         except Exception as failure:  # could not park it: keep it in the DLQ instead
             log.error("%s could not send to %s: %r", self.name, retry_topic(main, attempt), failure)
-            await dead_letter(self.app, self.name, event, "retry-send-failed", error)
+            await dead_letter(
+                self.app, self.name, event, "retry-send-failed", error, where, delivery.attempt
+            )
             return
         self.app.metrics.retries.labels(main, str(attempt)).inc()
 

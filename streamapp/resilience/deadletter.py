@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from streamapp.resilience.headers import dlq_headers, origin, retry_count, stack_of
+from streamapp.resilience.headers import Origin, dlq_headers, origin, retry_count, stack_of
 from streamapp.resilience.policy import error_type
 
 log = logging.getLogger(__name__)
@@ -24,23 +24,37 @@ def record_headers(raw: Any) -> list[tuple[str, bytes]]:
     """faust gives headers as a list of pairs or a mapping; normalise to pairs."""
     if not raw:
         return []
-    if isinstance(raw, Mapping):
-        return [(str(k), bytes(v)) for k, v in raw.items()]
-    return [(str(k), bytes(v)) for k, v in raw]
+    pairs = raw.items() if isinstance(raw, Mapping) else raw
+    # A header may have a null value (None): keep it as empty bytes.
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in pairs]
 
 
-async def dead_letter(app: Any, agent: str, event: Any, reason: str, error: BaseException) -> None:
-    """Send the event's record to its topic's DLQ, count and log it."""
+async def dead_letter(
+    app: Any,
+    agent: str,
+    event: Any,
+    reason: str,
+    error: BaseException,
+    where: Origin | None = None,
+    attempts: int | None = None,
+) -> None:
+    """Send the event's record to its topic's DLQ (``where`` it first arrived: by default
+    as its headers say), count and log it."""
     message = event.message
     headers = record_headers(message.headers)
-    where = origin(headers, message.topic, message.partition, message.offset)
+    where = where or origin(headers, message.topic, message.partition, message.offset)
     kind = error_type(error)
     try:
         await app.dead_letter_topic(where.topic).send(
             key=message.key,
             value=message.value,
             headers=dlq_headers(
-                headers, where, retry_count(headers), kind, str(error), stack_of(error)
+                headers,
+                where,
+                retry_count(headers) if attempts is None else attempts,
+                kind,
+                str(error),
+                stack_of(error),
             ),
         )
     except Exception as failure:  # never crash-loop the agent on a record it cannot keep

@@ -82,11 +82,14 @@ def origin(headers: Headers, topic: str, partition: int, offset: int) -> Origin:
     first_topic = header(headers, ORIGINAL_TOPIC)
     if first_topic is None:
         return Origin(topic, partition, offset)
-    return Origin(
-        first_topic.decode(),
-        int(header(headers, ORIGINAL_PARTITION) or b"0"),
-        int(header(headers, ORIGINAL_OFFSET) or b"0"),
-    )
+    try:
+        return Origin(
+            first_topic.decode(),
+            int(header(headers, ORIGINAL_PARTITION) or b"0"),
+            int(header(headers, ORIGINAL_OFFSET) or b"0"),
+        )
+    except (UnicodeDecodeError, ValueError):  # not ours (a client's header): this record
+        return Origin(topic, partition, offset)
 
 
 def original_headers(headers: Headers) -> list[tuple[str, bytes]]:

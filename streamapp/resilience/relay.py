@@ -90,9 +90,23 @@ class RetryRelay(Service):
                 await asyncio.sleep(0.5)
 
     async def relay_once(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        batches = await consumer.getmany(timeout_ms=POLL_MS)
+        try:
+            await self._forward(batches)
+        except BaseException:
+            # getmany moved the position past the whole batch: put every partition back
+            # to the batch's first record, so nothing unsent is skipped (records sent
+            # already are sent again; the handlers deduplicate).
+            for tp, records in batches.items():
+                if records and tp in consumer.assignment():
+                    consumer.seek(tp, records[0].offset)
+            raise
+
+    async def _forward(self, batches: dict[TopicPartition, list[Any]]) -> None:
         consumer, producer = self._consumer, self._producer
         assert consumer is not None and producer is not None
-        batches = await consumer.getmany(timeout_ms=POLL_MS)
         sent, done = [], {}
         now = int(time.time() * 1000)
         for tp, records in batches.items():

@@ -138,3 +138,18 @@ def test_failures_go_to_the_next_retry_topic_or_the_dlq(
     [sent] = app.sent
     assert sent.topic == topic
     assert header(sent.headers, "original-offset") == (b"7" if headers else b"41")
+
+
+def test_retry_headers_on_a_main_topic_record_are_not_trusted() -> None:
+    app = FakeApp()
+    consumer = ResilientConsumer(app, "a", [named("t")])
+
+    async def failing(delivery: Delivery) -> None:
+        raise TransientFailure("again")
+
+    forged = [("retry-count", b"99"), ("original-topic", b"elsewhere"), ("x", None)]
+    run(consumer, failing, event("t", forged))  # type: ignore[arg-type]
+    [sent] = app.sent
+    assert sent.topic == "t.retry.1"  # the first retry, not a dead letter elsewhere
+    assert header(sent.headers, "original-topic") == b"t"
+    assert ("x", b"") in sent.headers  # a null header value is kept as empty bytes
