@@ -5,23 +5,82 @@ command id, so a command delivered again (a re-send by the orchestrator after it
 or our own redelivery after ours) gets the very same event back and changes nothing:
 participants are idempotent by command id.
 
-Redelivery after a crash also covers the RocksDB-ahead-of-changelog case: the local
-store may hold writes whose changelog records were lost with the process. A duplicate
-therefore writes the keys its command touched again (same values), which puts them
-into the changelog.
+Crash safety. All of a service's state is in ONE table (one changelog partition per
+command partition), written in order with the answer last: after a crash the changelog
+holds a prefix of a command's writes, and a command without its answer is processed
+again. So that processing it again cannot apply it twice, every value a command writes
+is stamped with the command id and keeps the value it replaced; the rules then read
+such a value as it was before the command (``before``). A repeated command whose answer
+exists writes the keys it touched again (same values): the local RocksDB may be ahead
+of the changelog after a kill -9.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from streamapp.messages import Command, Event, derived_id, iso_utc
 
-#: The participant's tables, by role: ``entities`` holds what views list (stock levels,
-#: accounts), ``records`` the per-saga records, answers and event counters.
+#: The participant's state by role: ``entities`` (stock levels, accounts) and ``records``
+#: (per-saga records, answers, event counters), two key spaces of one table.
 Tables = Mapping[str, MutableMapping[bytes, Any]]
+
+VALUE, BY, BEFORE = "value", "by", "before"
+
+
+def unwrap(stored: Any) -> Any:
+    """The value of a stamped table entry (None for no entry)."""
+    return None if stored is None else stored[VALUE]
+
+
+class Prefixed(MutableMapping[bytes, Any]):
+    """One key space (``prefix`` + key) of a table."""
+
+    def __init__(self, table: MutableMapping[bytes, Any], prefix: bytes) -> None:
+        self.table, self.prefix = table, prefix
+
+    def __getitem__(self, key: bytes) -> Any:
+        return self.table[self.prefix + key]
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self.table[self.prefix + key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        del self.table[self.prefix + key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (k[len(self.prefix) :] for k in self.table if k.startswith(self.prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Reading(Mapping[bytes, Any]):
+    """What the rules see of a key space: values as they were before `command_id`
+    (for entries it stamped), else current values."""
+
+    def __init__(self, table: MutableMapping[bytes, Any], command_id: str | None) -> None:
+        self.table, self.command_id = table, command_id
+
+    def __getitem__(self, key: bytes) -> Any:
+        stored = self.table[key]
+        value = stored[BEFORE] if stored[BY] == self.command_id else stored[VALUE]
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def reading(tables: Tables, command_id: str | None = None) -> Tables:
+    """The rules' view of the tables (see _Reading); None: the current values."""
+    return {role: _Reading(table, command_id) for role, table in tables.items()}  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -73,24 +132,31 @@ class ParticipantHandler:
         key = answer_key(command.command_id)
         stored = self.records.get(key)
         if stored is not None:
-            self._rewrite([*self.rules.touched(self.tables, command), ("records", key)])
+            touched = self.rules.touched(reading(self.tables), command)
+            self._rewrite([*touched, ("records", key)])
             event = Event.from_dict(stored["event"]) if stored.get("event") else None
             return Outcome(event, duplicate=True)
-        reaction = self.rules.decide(self.tables, command)
-        for role, table_key, value in reaction.writes:
-            self.tables[role][table_key] = value
+        before = reading(self.tables, command.command_id)
+        reaction = self.rules.decide(before, command)
+        writes = list(reaction.writes)
         event = None
         if reaction.event_type is not None:
-            event = self._event(command, reaction)
-        self.records[key] = {"event": event.to_dict() if event else None}
+            # Events of one saga at this participant are numbered 1, 2, ... (version).
+            sequence = _sequence_key(command.aggregate_id)
+            version = int(before["records"].get(sequence) or 0) + 1
+            writes.append(("records", sequence, version))
+            event = self._event(command, reaction, version)
+        for role, table_key, value in writes:
+            self.tables[role][table_key] = {
+                VALUE: value,
+                BY: command.command_id,
+                BEFORE: before[role].get(table_key),
+            }
+        self.records[key] = {"event": event.to_dict() if event else None}  # last
         return Outcome(event, duplicate=False)
 
-    def _event(self, command: Command, reaction: Reaction) -> Event:
+    def _event(self, command: Command, reaction: Reaction, version: int) -> Event:
         assert reaction.event_type is not None
-        # Events of one saga at this participant are numbered 1, 2, ... (version).
-        sequence_key = _sequence_key(command.aggregate_id)
-        version = int(self.records.get(sequence_key) or 0) + 1
-        self.records[sequence_key] = version
         return Event(
             event_id=derived_id(command.command_id, "answer"),
             event_type=reaction.event_type,

@@ -14,12 +14,11 @@ from streamapp.app import app
 from streamapp.participants.inventory import InventoryRules, stock_key
 from streamapp.seeds import load_seeds
 from streamapp.services.participant import ParticipantService
-from streamapp.services.views import listing
 from streamapp.web.errors import json_error
 from streamapp.web.readiness import when_ready
 
-service = ParticipantService(app, InventoryRules(), roles=("entities", "records"))
-stock = service.tables["entities"]
+service = ParticipantService(app, InventoryRules())
+stock = service.table
 
 #: Every request for the whole stock goes to the owner of its (single) partition.
 LISTING_KEY = "inventory"
@@ -38,15 +37,17 @@ class InventoryView(View):
     @app.table_route(table=stock, exact_key=LISTING_KEY)
     @when_ready(app)
     async def get(self, request: Request) -> Any:
-        return self.json({"items": list(listing(stock))})
+        skus = sorted(load_seeds(app.settings.seeds_file).stock)  # only seeded skus exist
+        levels = (service.entity(stock_key(sku)) for sku in skus)
+        return self.json({"items": [level for level in levels if level is not None]})
 
 
 @app.page("/inventory/{sku}")
 class StockView(View):
-    @app.table_route(table=stock, match_info="sku")
+    @app.table_route(table=stock, exact_key=LISTING_KEY)  # one partition: any key routes
     @when_ready(app)
     async def get(self, request: Request, sku: str) -> Any:
-        level = stock.get(stock_key(sku))
+        level = service.entity(stock_key(sku))
         if level is None:
             return json_error(self, 404, "NotFound", f"no sku {sku!r}")
         return self.json(level)

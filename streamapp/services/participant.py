@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from streamapp.messages import Command, derived_id
-from streamapp.participants.handler import ParticipantHandler, Rules
+from streamapp.participants.handler import ParticipantHandler, Prefixed, Rules, unwrap
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.resilience.injection import FailureInjection
 from streamapp.services.topics import commands_topic, events_topic
@@ -21,14 +21,17 @@ from streamapp.services.topics import commands_topic, events_topic
 class ParticipantService:
     """The topics, tables, handler and agent of one participant service."""
 
-    def __init__(self, app: Any, rules: Rules, roles: tuple[str, ...] = ("records",)) -> None:
+    def __init__(self, app: Any, rules: Rules) -> None:
         self.app = app
         self.name = rules.service
         self.commands = commands_topic(app, self.name)
         self.events = events_topic(app, self.name)
-        partitions = self.commands.partitions
+        # One table, so that a command's writes reach one changelog partition in order
+        # (see participants.handler): entities and records are two key spaces of it.
+        self.table = app.keyed_table(f"{self.name}-state", partitions=self.commands.partitions)
         self.tables = {
-            role: app.keyed_table(f"{self.name}-{role}", partitions=partitions) for role in roles
+            "entities": Prefixed(self.table, b"e/"),
+            "records": Prefixed(self.table, b"r/"),
         }
         self.handler = ParticipantHandler(rules, self.tables)
         self.failures = FailureInjection(
@@ -48,6 +51,13 @@ class ParticipantService:
                 key=outcome.event.aggregate_id.encode(), value=outcome.event.to_json()
             )
         return outcome.duplicate
+
+    def entity(self, key: bytes) -> Any:
+        """The current value of an entity (stock level, account), or None."""
+        return unwrap(self.tables["entities"].get(key))
+
+    def record(self, key: bytes) -> Any:
+        return unwrap(self.tables["records"].get(key))
 
     async def send_seed(self, command_type: str, data: Mapping[str, Any]) -> None:
         """Seed the tables through the agent (table writes need a record being processed).

@@ -14,12 +14,11 @@ from streamapp.app import app
 from streamapp.participants.payments import PaymentRules, account_key
 from streamapp.seeds import load_seeds
 from streamapp.services.participant import ParticipantService
-from streamapp.services.views import listing
 from streamapp.web.errors import json_error
 from streamapp.web.readiness import when_ready
 
-service = ParticipantService(app, PaymentRules(), roles=("entities", "records"))
-accounts = service.tables["entities"]
+service = ParticipantService(app, PaymentRules())
+accounts = service.table
 
 LISTING_KEY = "accounts"
 
@@ -38,15 +37,17 @@ class AccountsView(View):
     @app.table_route(table=accounts, exact_key=LISTING_KEY)
     @when_ready(app)
     async def get(self, request: Request) -> Any:
-        return self.json({"accounts": list(listing(accounts))})
+        customers = sorted(load_seeds(app.settings.seeds_file).credit_limits)
+        found = (service.entity(account_key(c)) for c in customers)
+        return self.json({"accounts": [account for account in found if account is not None]})
 
 
 @app.page("/payments/accounts/{customer_id}")
 class AccountView(View):
-    @app.table_route(table=accounts, match_info="customer_id")
+    @app.table_route(table=accounts, exact_key=LISTING_KEY)  # one partition: any key routes
     @when_ready(app)
     async def get(self, request: Request, customer_id: str) -> Any:
-        account = accounts.get(account_key(customer_id))
+        account = service.entity(account_key(customer_id))
         if account is None:
             return json_error(self, 404, "NotFound", f"no account {customer_id!r}")
         return self.json(account)

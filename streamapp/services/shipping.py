@@ -18,7 +18,7 @@ from streamapp.web.readiness import when_ready
 
 countries = load_seeds(app.settings.seeds_file).countries
 service = ParticipantService(app, ShippingRules(countries))
-records = service.tables["records"]
+state = service.table
 
 
 @app.page("/shipping/countries")
@@ -29,10 +29,10 @@ class CountriesView(View):
 
 @app.page("/shipping/shipments/{order_id}")
 class ShipmentView(View):
-    @app.table_route(table=records, match_info="order_id")
+    @app.table_route(table=state, match_info="order_id")
     @when_ready(app)
     async def get(self, request: Request, order_id: str) -> Any:
-        shipment = records.get(shipment_key(order_id))
+        shipment = service.record(shipment_key(order_id))
         if shipment is None:
             return json_error(self, 404, "NotFound", f"no shipment for {order_id!r}")
         return self.json({"orderId": order_id, **shipment})
