@@ -109,6 +109,11 @@ class Settings:
     inject_failure_rate: float = setting(
         0.0, "Participant services: fail this fraction of commands transiently (tests, demos)."
     )
+    inject_failure_commands: str = setting(
+        "",
+        "Participant services: inject only into these command types (comma-separated; "
+        "empty: all but seeding).",
+    )
     inject_failures_first_attempts: int = setting(
         0, "Participant services: fail every command's first N attempts (tests, demos)."
     )

@@ -37,13 +37,15 @@ class ParticipantService:
         self.failures = FailureInjection(
             app.settings.inject_failure_rate, app.settings.inject_failures_first_attempts
         )
+        only = app.settings.inject_failure_commands
+        self.inject_into = frozenset(c.strip() for c in only.split(",") if c.strip())
         self.consumer = ResilientConsumer(app, self.name, [self.commands])
         self.consumer.agent(self.handle)
 
     async def handle(self, delivery: Delivery) -> bool:
         """Answer one command; True when it was answered before (a repeat)."""
         command = Command.parse(delivery.value)  # SchemaError: never retried
-        if not command.command_type.startswith("Seed"):
+        if self._injected(command.command_type):
             self.failures.check(delivery.attempt)
         outcome = self.handler.handle(command)
         if outcome.event is not None:
@@ -51,6 +53,11 @@ class ParticipantService:
                 key=outcome.event.aggregate_id.encode(), value=outcome.event.to_json()
             )
         return outcome.duplicate
+
+    def _injected(self, command_type: str) -> bool:
+        if self.inject_into:
+            return command_type in self.inject_into
+        return not command_type.startswith("Seed")
 
     def entity(self, key: bytes) -> Any:
         """The current value of an entity (stock level, account), or None."""
