@@ -180,6 +180,11 @@ def check_sagas(
         for event in events:
             if event["eventType"] in TERMINAL_EVENTS:
                 ends[saga].add(TERMINAL_EVENTS[event["eventType"]])
+    # A saga that had compensated turns FAILED when a late success's compensation then
+    # fails for good (the machine's one allowed change of terminal state): FAILED counts.
+    for states in ends.values():
+        if states == {COMPENSATED, FAILED}:
+            states.discard(COMPENSATED)
     outcomes = {saga: next(iter(states)) for saga, states in ends.items() if len(states) == 1}
 
     report.flag(

@@ -125,6 +125,15 @@ def test_sagas_that_end_once_as_their_orders_do_pass_and_failed_ones_are_noted()
     }
 
 
+def test_a_compensated_saga_that_then_fails_counts_as_failed() -> None:
+    orders, sagas = orders_and_sagas({"late": ("SagaCompensated", ("OrderCancelled",))})
+    sagas.append(event("SagaFailed", "late"))  # a late success's compensation gave up
+    report = Report()
+    assert check_sagas(orders, sagas, report) == {"late": "FAILED"}
+    assert report.ok, report.violations
+    assert report.checked["failed"] == 1
+
+
 def test_saga_violations_name_the_orders() -> None:
     orders, sagas = orders_and_sagas(
         {
