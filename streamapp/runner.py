@@ -74,14 +74,20 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
 def wait_ready(
     urls: list[str], proc: subprocess.Popen[bytes], timeout: float, stopping: Callable[[], bool]
 ) -> bool:
-    """Poll every worker's /ready until all answer 200, or the deadline, honcho's end or a stop."""
+    """Poll every worker's /ready until all answer 200 in two rounds in a row (a worker
+    that joins later rebalances the ones already ready), or the deadline, honcho's end
+    or a stop."""
     deadline = time.monotonic() + timeout
-    pending = list(urls)
-    while pending and time.monotonic() < deadline and proc.poll() is None and not stopping():
-        pending = [u for u in pending if http_status(f"{u}/ready") != 200]
-        if pending:
-            time.sleep(0.5)
-    return not pending
+    rounds_ready = 0
+    while time.monotonic() < deadline and proc.poll() is None and not stopping():
+        if all(http_status(f"{u}/ready") == 200 for u in urls):
+            rounds_ready += 1
+            if rounds_ready == 2:
+                return True
+        else:
+            rounds_ready = 0
+        time.sleep(0.5)
+    return False
 
 
 def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:

@@ -42,9 +42,12 @@ def run_once(env: dict[str, str], log_path: Path, kafka_config: str) -> None:
 
         wait_for(ready, 240, "`run` to be ready")
         base = int(env["STREAMAPP_WEB_PORT"])
-        for port in (base, base + 1):
-            status, body = http_json(f"http://127.0.0.1:{port}/ready")
-            assert status == 200 and body["ready"] is True
+        for port in (base, base + 1):  # ready (a late rebalance may make one wait a moment)
+            wait_for(
+                lambda port=port: http_json(f"http://127.0.0.1:{port}/ready")[1]["ready"],
+                30,
+                f"worker on {port} to be ready",
+            )
         assert len(processes_matching(kafka_config)) == 1, describe(
             processes_matching(kafka_config)
         )
