@@ -21,11 +21,13 @@ service = ParticipantService(app, InventoryRules())
 stock = service.table
 
 #: Every request for the whole stock goes to the owner of its (single) partition.
+#: What this worker started from (read once: seeds change with a restart).
+seeds = load_seeds(app.settings.seeds_file)
+
 LISTING_KEY = "inventory"
 
 
 async def seed_stock() -> None:
-    seeds = load_seeds(app.settings.seeds_file)
     await service.send_seed("SeedInventory", {"stock": seeds.stock})
 
 
@@ -37,7 +39,7 @@ class InventoryView(View):
     @app.table_route(table=stock, exact_key=LISTING_KEY)
     @when_ready(app)
     async def get(self, request: Request) -> Any:
-        skus = sorted(load_seeds(app.settings.seeds_file).stock)  # only seeded skus exist
+        skus = sorted(seeds.stock)  # only seeded skus exist
         levels = (service.entity(stock_key(sku)) for sku in skus)
         return self.json({"items": [level for level in levels if level is not None]})
 

@@ -20,11 +20,13 @@ from streamapp.web.readiness import when_ready
 service = ParticipantService(app, PaymentRules())
 accounts = service.table
 
+#: What this worker started from (read once: seeds change with a restart).
+seeds = load_seeds(app.settings.seeds_file)
+
 LISTING_KEY = "accounts"
 
 
 async def seed_accounts() -> None:
-    seeds = load_seeds(app.settings.seeds_file)
     limits = {customer: str(limit) for customer, limit in seeds.credit_limits.items()}
     await service.send_seed("SeedAccounts", {"limits": limits})
 
@@ -37,7 +39,7 @@ class AccountsView(View):
     @app.table_route(table=accounts, exact_key=LISTING_KEY)
     @when_ready(app)
     async def get(self, request: Request) -> Any:
-        customers = sorted(load_seeds(app.settings.seeds_file).credit_limits)
+        customers = sorted(seeds.credit_limits)
         found = (service.entity(account_key(c)) for c in customers)
         return self.json({"accounts": [account for account in found if account is not None]})
 
