@@ -116,8 +116,9 @@ class StreamApp(faust.App):
         """A faust topic for a contract topic name (prefix applied), declared for creation.
 
         Values default to raw bytes: agents decode them themselves, so a poison record
-        is the agent's to dead-letter instead of faust's to drop. ``dead_letters``
-        declares ``<topic>.dlq`` too: set it for the topics an agent consumes.
+        is the agent's to dead-letter instead of faust's to drop. A consumed topic gets
+        its retry topics and DLQ from its ResilientConsumer; ``dead_letters`` declares
+        ``<topic>.dlq`` for a topic another app consumes, so this app lists it too.
         """
         spec = TopicSpec(
             name=self.settings.topic(name),

@@ -21,7 +21,6 @@ commands_topic = app.contract_topic(
     # An oversized command reaches the worker, which rejects it with a reply, instead of
     # the client failing with MessageSizeTooLarge.
     config={"max.message.bytes": str(MAX_RECORD_BYTES)},
-    dead_letters=True,
 )
 replies_topic = app.contract_topic("orders.replies", key_type=bytes, value_type=bytes)
 events_topic = app.contract_topic("orders.events", key_type=bytes, value_type=bytes)

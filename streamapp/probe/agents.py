@@ -10,9 +10,7 @@ from streamapp.resilience.policy import ErrorClassifier
 
 AGENT = "probe"
 
-probes_topic = app.contract_topic(
-    "streamapp.probes", key_type=bytes, value_type=bytes, dead_letters=True
-)
+probes_topic = app.contract_topic("streamapp.probes", key_type=bytes, value_type=bytes)
 probes_table = app.keyed_table("probes")
 
 

@@ -39,16 +39,13 @@ machine = SagaMachine(
     )
 )
 
-orders_events = app.contract_topic(
-    "orders.events", key_type=bytes, value_type=bytes, dead_letters=True
-)
-participant_events = {s: events_topic(app, s, consumed=True) for s in PARTICIPANTS}
+orders_events = app.contract_topic("orders.events", key_type=bytes, value_type=bytes)
+participant_events = {s: events_topic(app, s) for s in PARTICIPANTS}
 timeouts_topic = app.contract_topic(
     "sagas.timeouts",
     key_type=bytes,
     value_type=bytes,
     config={"retention.ms": str(24 * 3600 * 1000)},
-    dead_letters=True,
 )
 sagas_events = app.contract_topic("sagas.events", key_type=bytes, value_type=bytes)
 command_topics = {settings.topic(f"{s}.commands"): commands_topic(app, s) for s in PARTICIPANTS}

@@ -25,7 +25,9 @@ PARTICIPANTS = ("inventory", "payments", "shipping")
 
 
 def commands_topic(app: Any, service: str) -> Any:
-    """``<service>.commands`` (with its DLQ: the service consumes it)."""
+    """``<service>.commands``. The service's ResilientConsumer declares its retry topics
+    and DLQ; the DLQ is declared here too so that the orchestrator's app (which only
+    sends commands) lists participant dead letters for `streamapp dlq list`."""
     return app.contract_topic(
         f"{service}.commands",
         key_type=bytes,
@@ -35,12 +37,6 @@ def commands_topic(app: Any, service: str) -> Any:
     )
 
 
-def command_partitions(app: Any, service: str) -> int:
-    return 1 if service in SINGLE_PARTITION else int(app.settings.partitions)
-
-
-def events_topic(app: Any, service: str, *, consumed: bool = False) -> Any:
+def events_topic(app: Any, service: str) -> Any:
     """``<service>.events`` (keyed by saga id, co-partitioned with the saga table)."""
-    return app.contract_topic(
-        f"{service}.events", key_type=bytes, value_type=bytes, dead_letters=consumed
-    )
+    return app.contract_topic(f"{service}.events", key_type=bytes, value_type=bytes)
