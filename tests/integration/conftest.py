@@ -57,6 +57,9 @@ def worker_env(bootstrap: str, tmp_path: Path) -> dict[str, str]:
             "STREAMAPP_TOPIC_PREFIX": f"{name}.",
             "STREAMAPP_DATA_DIR": str(tmp_path / "tables"),
             "STREAMAPP_PARTITIONS": "4",
+            # These tests run the orders service alone: its sagas wait for participants
+            # that are not there, and must not time out and cancel orders mid-test.
+            "STREAMAPP_SAGA_STEP_TIMEOUT_MS": "3600000",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -71,14 +72,24 @@ def note(order_id: str, text: str) -> Command:
 
 
 def post(url: str, body: Any) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        url, data=orjson.dumps(body), method="POST", headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status), orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
+    """POST; a 503 NotReady (e.g. the reply consumer still starting) is retried, as a
+    client would, for up to 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        request = urllib.request.Request(
+            url,
+            data=orjson.dumps(body),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return int(response.status), orjson.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            answer = exc.code, orjson.loads(exc.read())
+        if answer[0] != 503 or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.5)
 
 
 def test_concurrent_creates_duplicates_and_http_answers(
