@@ -17,12 +17,15 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from streamapp.health import ReadinessInputs, readiness
+from streamapp.kafka import faust_patches
 from streamapp.kafka.topics import COMPACT, TopicSpec, ensure_topics, merge_specs
 from streamapp.metrics import AppMetrics
 from streamapp.resilience.relay import RetryRelay
 from streamapp.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
+
+faust_patches.apply()  # before any consumer exists: see the module for the bug
 
 #: Feature modules faust scans for agents, tables, pages and timers, per service. Each
 #: service is its own Faust app (consumer group, tables, web server, Procfile entry).
