@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, cast
 
@@ -86,6 +86,7 @@ class StreamApp(faust.App):
         self.declared_topics: list[TopicSpec] = []
         self._dead_letter_topics: dict[str, Any] = {}
         self._assignment_received = False
+        self._ready_checks: dict[str, Callable[[], bool]] = {}
         super().__init__(settings.service_app_id, **{**faust_options(settings), **overrides})
         setup_prometheus_sensors(self, registry=self.metrics.registry)
         self.on_partitions_assigned.connect(self._on_assigned)
@@ -240,6 +241,11 @@ class StreamApp(faust.App):
         self._assignment_received = True
         self.metrics.rebalances.inc()
 
+    def require_for_readiness(self, waiting_for: str, check: Callable[[], bool]) -> None:
+        """/ready also waits until `check()` holds (a service's own start-up, e.g. the
+        reply consumer that HTTP commands need); `waiting_for` is the reason shown."""
+        self._ready_checks[waiting_for] = check
+
     def readiness_inputs(self) -> ReadinessInputs:
         """What /ready decides on, read from faust's consumer and recovery state."""
         recovery = cast(Any, self.tables).recovery  # TableManager has it; its interface not
@@ -253,6 +259,7 @@ class StreamApp(faust.App):
             recovery_completed=recovery.completed.is_set(),
             in_recovery=bool(recovery.in_recovery),
             assigned_partitions=assigned,
+            pending=tuple(reason for reason, check in self._ready_checks.items() if not check()),
         )
 
 

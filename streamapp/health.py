@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -15,6 +15,8 @@ class ReadinessInputs:
     recovery_completed: bool  # table recovery (changelog restore) has finished at least once
     in_recovery: bool  # a recovery is running now (after a later rebalance)
     assigned_partitions: int
+    #: what a service still waits for besides the consumer (e.g. its reply consumer)
+    pending: tuple[str, ...] = field(default=())
 
 
 def readiness(inputs: ReadinessInputs) -> tuple[bool, dict[str, Any]]:
@@ -30,6 +32,7 @@ def readiness(inputs: ReadinessInputs) -> tuple[bool, dict[str, Any]]:
         reasons.append("rebalancing")
     if not inputs.recovery_completed or inputs.in_recovery:
         reasons.append("recovering tables from changelogs")
+    reasons.extend(inputs.pending)
     ready = not reasons
     body: dict[str, Any] = {
         "ready": ready,

@@ -106,8 +106,15 @@ def find_maven() -> str:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, base64url without padding (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, base64url without padding (22 chars).
+
+    Never one that starts with "-" (1 in 64 would): kafka-storage's argument parser
+    takes it for an option, as Kafka's own Uuid.randomUuid() avoids too.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -25,6 +25,11 @@ returns at once). Partitions of this group that never had an offset committed go
 beginning, as ``auto_offset_reset=earliest`` would, since faust's seek leaves them
 wherever the fetch loop got to. Records a stream took before the seek may be processed
 and then fetched again: a repeat, which every handler absorbs, never a loss.
+
+Upstream: faust-streaming/faust#596 (open) describes the same recovery race from the
+"gaps block committing" side; #606 / PR #707 (open) the related off-by-one in
+``Consumer._new_offset`` that lets a commit pass an unacked record at the committed
+offset (harmless here once no record is dropped: every agent runs one record at a time).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ REJECTION_STATUS = {
 reply_waiter = ReplyWaiter(app.settings.bootstrap, app.settings.topic("orders.replies"))
 # faust starts instances too (App._prepare_subservice), though its annotation says class.
 app.service(cast(Any, reply_waiter))
+app.require_for_readiness("reply consumer starting", reply_waiter.positioned.is_set)
 
 
 def create_order_command(body: Any) -> Command:

@@ -21,7 +21,15 @@ from tests.integration.kafka_io import (
     send_commands,
     send_records,
 )
-from tests.integration.support import BIN, ROOT, Worker, http_json, settle, wait_for
+from tests.integration.support import (
+    BIN,
+    ROOT,
+    Worker,
+    http_json,
+    http_post_json,
+    settle,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +105,10 @@ def test_concurrent_creates_duplicates_and_http_answers(
 ) -> None:
     worker = start_worker()
     worker.wait_ready()
+    # Ready means ready for HTTP commands too (the reply consumer is positioned): the
+    # first POST is answered, not told to come back (503).
+    status, first = http_post_json(f"{worker.url}/orders", {**ORDER, "orderId": "order-first"})
+    assert status == 201, first
     # Two clients race to create the same order, expecting version 0.
     racers = [create("order-race"), create("order-race")]
     threads = [threading.Thread(target=orders.send, args=(c,)) for c in racers]

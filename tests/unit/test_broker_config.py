@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 
+from streamapp.kafka import broker as broker_module
 from streamapp.kafka.broker import (
     BrokerError,
     LocalBroker,
@@ -102,3 +104,10 @@ def test_stopped_status_when_nothing_ran(tmp_path: Path) -> None:
     )
     status = broker.status()
     assert not status.running and status.state == "stopped" and status.pid is None
+
+
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0xf8... encodes to "-..." in base64url: kafka-storage would read it as an option.
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x00" + bytes(15))])
+    monkeypatch.setattr(broker_module.uuid, "uuid4", lambda: next(draws))
+    assert new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"

@@ -34,3 +34,8 @@ def test_not_ready_before_assignment_during_rebalance_or_recovery() -> None:
         assert not ok and body["ready"] is False and body["waitingFor"] == [reason]
     ok, body = readiness(replace(READY, recovery_completed=False, rebalancing=True))
     assert not ok and len(body["waitingFor"]) == 2
+
+
+def test_not_ready_while_a_service_waits_for_its_own_start() -> None:
+    ok, body = readiness(replace(READY, pending=("reply consumer starting",)))
+    assert not ok and body["waitingFor"] == ["reply consumer starting"]
