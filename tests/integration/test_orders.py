@@ -132,6 +132,7 @@ def test_concurrent_creates_duplicates_and_http_answers(
 
     events = [e for e in events_on(orders.bootstrap, orders.events)]
     assert sorted((e["aggregateId"], e["version"]) for e in events) == [
+        ("order-first", 1),
         ("order-race", 1),
         ("order-same", 1),
     ]
