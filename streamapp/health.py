@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -16,7 +16,7 @@ class ReadinessInputs:
     in_recovery: bool  # a recovery is running now (after a later rebalance)
     assigned_partitions: int
     #: what a service still waits for besides the consumer (e.g. its reply consumer)
-    pending: tuple[str, ...] = field(default=())
+    pending: tuple[str, ...] = ()
 
 
 def readiness(inputs: ReadinessInputs) -> tuple[bool, dict[str, Any]]:
