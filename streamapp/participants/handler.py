@@ -9,15 +9,19 @@ Crash safety. All of a service's state is in ONE table (one changelog partition 
 command partition), written in order with the answer last: after a crash the changelog
 holds a prefix of a command's writes, and a command without its answer is processed
 again. So that processing it again cannot apply it twice, every value a command writes
-is stamped with the command id and keeps the value it replaced; the rules then read
-such a value as it was before the command (``before``). A repeated command whose answer
-exists writes the keys it touched again (same values): the local RocksDB may be ahead
-of the changelog after a kill -9.
+is stamped with the command id and keeps the value it replaced; the rules read a
+value stamped by a command that has no answer (the one being processed again, or any
+other that was cut short) as it was before that command (``before``). So a command cut
+short leaves no effect, even when another command touches the same keys before it is
+processed again (a retried command from ``.retry.due`` can come first), and is applied
+once when it is. This needs answers to live as long as the values they stamp (they are
+never deleted). A repeated command whose answer exists writes the keys it touched again
+(same values): the local RocksDB may be ahead of the changelog after a kill -9.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,15 +62,22 @@ class Prefixed(MutableMapping[bytes, Any]):
 
 
 class _Reading(Mapping[bytes, Any]):
-    """What the rules see of a key space: values as they were before `command_id`
-    (for entries it stamped), else current values."""
+    """What the rules see of a key space: an entry stamped by `command_id` or by any
+    command without an answer reads as it was before that command; others as they are."""
 
-    def __init__(self, table: MutableMapping[bytes, Any], command_id: str | None) -> None:
-        self.table, self.command_id = table, command_id
+    def __init__(
+        self,
+        table: MutableMapping[bytes, Any],
+        command_id: str | None,
+        answered: Callable[[str], bool],
+    ) -> None:
+        self.table, self.command_id, self.answered = table, command_id, answered
 
     def __getitem__(self, key: bytes) -> Any:
         stored = self.table[key]
-        value = stored[BEFORE] if stored[BY] == self.command_id else stored[VALUE]
+        by = stored[BY]
+        cut_short = by == self.command_id or not self.answered(by)
+        value = stored[BEFORE] if cut_short else stored[VALUE]
         if value is None:
             raise KeyError(key)
         return value
@@ -79,8 +90,13 @@ class _Reading(Mapping[bytes, Any]):
 
 
 def reading(tables: Tables, command_id: str | None = None) -> Tables:
-    """The rules' view of the tables (see _Reading); None: the current values."""
-    return {role: _Reading(table, command_id) for role, table in tables.items()}  # type: ignore[misc]
+    """The rules' view of the tables before `command_id` (see _Reading)."""
+    records = tables["records"]
+
+    def answered(by: str) -> bool:
+        return answer_key(by) in records
+
+    return {role: _Reading(table, command_id, answered) for role, table in tables.items()}  # type: ignore[misc]
 
 
 @dataclass(frozen=True)

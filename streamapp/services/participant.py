@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from streamapp.messages import Command, derived_id
-from streamapp.participants.handler import ParticipantHandler, Prefixed, Rules, unwrap
+from streamapp.participants.handler import ParticipantHandler, Prefixed, Rules, reading
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.resilience.injection import FailureInjection
 from streamapp.services.topics import commands_topic, events_topic
@@ -60,11 +60,13 @@ class ParticipantService:
         return not command_type.startswith("Seed")
 
     def entity(self, key: bytes) -> Any:
-        """The current value of an entity (stock level, account), or None."""
-        return unwrap(self.tables["entities"].get(key))
+        """An entity (stock level, account) as commands see it, or None: a command cut
+        short by a crash does not count until it is processed again."""
+        return reading(self.tables)["entities"].get(key)
 
     def record(self, key: bytes) -> Any:
-        return unwrap(self.tables["records"].get(key))
+        """A per-saga record (reservation, payment, shipment) as commands see it."""
+        return reading(self.tables)["records"].get(key)
 
     async def send_seed(self, command_type: str, data: Mapping[str, Any]) -> None:
         """Seed the tables through the agent (table writes need a record being processed).

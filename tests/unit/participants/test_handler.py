@@ -180,3 +180,30 @@ def test_a_crash_after_any_prefix_of_a_commands_writes_is_repaired_by_processing
         }
 
     assert state(restored) == state(after_once)
+
+
+def test_a_command_cut_short_leaves_no_effect_when_another_touches_its_keys_first() -> None:
+    """The chaos-test case: a kill -9 kept only the stock write of reservation X; after
+    the restart a retried reservation Y of the same sku ran before X came again."""
+    table = Recording()
+    tables = {"entities": Prefixed(table, b"e/"), "records": Prefixed(table, b"r/")}
+    ParticipantHandler(InventoryRules(), tables).handle(
+        command("SeedInventory", "seed", stock={"A": 5})
+    )
+    before = dict(table)
+    start = len(table.writes)
+    x = command("ReserveInventory", "order-1", items=[{"sku": "A", "quantity": 2}])
+    ParticipantHandler(InventoryRules(), tables).handle(x)
+    first_write = table.writes[start]
+    assert first_write == b"e/A"
+    restored = Recording()
+    restored.update(before)
+    dict.__setitem__(restored, first_write, table[first_write])  # the cut-short prefix
+    again = ParticipantHandler(
+        InventoryRules(),
+        {"entities": Prefixed(restored, b"e/"), "records": Prefixed(restored, b"r/")},
+    )
+    y = command("ReserveInventory", "order-2", items=[{"sku": "A", "quantity": 1}])
+    assert again.handle(y).event.event_type == "InventoryReserved"  # type: ignore[union-attr]
+    assert again.handle(x).event.event_type == "InventoryReserved"  # type: ignore[union-attr]
+    assert stock(again, "A") == {"sku": "A", "available": 2, "reserved": 3, "committed": 0}
