@@ -117,6 +117,12 @@ class Settings:
     inject_failures_first_attempts: int = setting(
         0, "Participant services: fail every command's first N attempts (tests, demos)."
     )
+    inject_failure_max_per_record: int = setting(
+        0,
+        "Participant services: the rate fails one record at most N times (0: no limit), "
+        "e.g. retry_max_attempts so that injected failures are transient within the "
+        "retry budget and never reach the DLQ.",
+    )
     http_command_timeout_ms: int = setting(
         10000, "How long POST /orders waits for the command's reply before a 504."
     )

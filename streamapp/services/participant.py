@@ -35,7 +35,9 @@ class ParticipantService:
         }
         self.handler = ParticipantHandler(rules, self.tables)
         self.failures = FailureInjection(
-            app.settings.inject_failure_rate, app.settings.inject_failures_first_attempts
+            app.settings.inject_failure_rate,
+            app.settings.inject_failures_first_attempts,
+            app.settings.inject_failure_max_per_record,
         )
         only = app.settings.inject_failure_commands
         self.inject_into = frozenset(c.strip() for c in only.split(",") if c.strip())

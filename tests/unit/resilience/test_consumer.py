@@ -43,3 +43,11 @@ def test_injection_fails_the_first_attempts_then_at_its_rate() -> None:
         except TransientFailure:
             failures += 1
     assert 150 < failures < 250
+
+
+def test_injection_at_a_rate_can_be_capped_per_record() -> None:
+    capped = FailureInjection(rate=1.0, max_per_record=5)
+    for attempt in range(5):
+        with pytest.raises(TransientFailure):
+            capped.check(attempt)
+    capped.check(5)  # the sixth attempt (retry 5, the last before the DLQ) goes through
