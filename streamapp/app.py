@@ -52,6 +52,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # No origin: faust would scan the whole origin package on top of the list, and
         # each service must load only its own agents, tables and views.
         "origin": None,
+        # faust listens on web_bind (its default: every interface); web_host is only the
+        # name advertised to peers. Loopback unless the operator opens it.
+        "web_bind": settings.web_bind,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
         "canonical_url": f"http://{settings.web_host}:{settings.web_port}",

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from streamapp.resilience.policy import RetryPolicy
+
 ENV_PREFIX = "STREAMAPP_"
 CONFIG_ENV = "STREAMAPP_CONFIG"
 DEFAULT_CONFIG = Path("config/streamapp.toml")
@@ -54,10 +56,14 @@ class Settings:
         Path("config/seeds.toml"), "Stock, credit limits and shipping countries to start from."
     )
     saga_step_timeout_ms: int = setting(
-        30000, "A saga step without an answer this long times out (compensation starts)."
+        60000,
+        "A saga step without an answer this long times out (compensation starts). Must "
+        "exceed the retry budget (every retry delay at its longest), checked at start-up.",
     )
     saga_compensation_timeout_ms: int = setting(
-        10000, "A compensation without confirmation this long is sent again."
+        10000,
+        "A compensation, ConfirmOrder or CommitInventory without confirmation this long is "
+        "sent again (same command id).",
     )
     saga_max_compensation_attempts: int = setting(
         5, "Compensation sends before a saga gives up as FAILED."
@@ -69,9 +75,23 @@ class Settings:
     partitions: int = setting(8, "Partition count of every topic streamapp creates.")
     replication_factor: int = setting(1, "Replication factor of every topic streamapp creates.")
     web_host: str = setting(
-        "127.0.0.1", "Host this worker's web server binds to and advertises to its peers."
+        "127.0.0.1",
+        "Host name this worker advertises to its peers (table_route forwards requests there).",
+    )
+    web_bind: str = setting(
+        "127.0.0.1",
+        "Address the web server listens on: 127.0.0.1 (this host only) or e.g. 0.0.0.0 "
+        "(every interface: see README 'Security' before opening it).",
     )
     web_port: int = setting(6066, "Port of this worker's web server (one per worker process).")
+    web_max_body_bytes: int = setting(
+        1024 * 1024, "Largest HTTP request body a worker accepts (larger: 413 JSON error)."
+    )
+    state_retention_ms: int = setting(
+        7 * 24 * 3600 * 1000,
+        "How long command outcomes, participant answers and ended sagas' working state are "
+        "kept: a command id repeated within this window is recognised as a duplicate.",
+    )
     data_dir: Path = setting(
         Path("tables"), "Root of the table directories: a worker uses <dir>/<app_id>-<web_port>."
     )
@@ -162,6 +182,8 @@ class Settings:
             "saga_step_timeout_ms",
             "saga_compensation_timeout_ms",
             "saga_max_compensation_attempts",
+            "web_max_body_bytes",
+            "state_retention_ms",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -176,6 +198,36 @@ class Settings:
             raise SettingsError("need 1 <= retry_base_ms <= retry_cap_ms")
         if self.producer_linger_ms < 0:
             raise SettingsError("producer_linger_ms must be >= 0")
+        self._check_deadlines_cover_retries()
+
+    def _check_deadlines_cover_retries(self) -> None:
+        """A saga deadline shorter than a command's retry budget gives up on commands
+        that would still succeed (seen: good orders compensated under transient faults)."""
+        budget = self.retry_policy.budget_ms()
+        if self.saga_step_timeout_ms <= budget:
+            raise SettingsError(
+                f"saga_step_timeout_ms ({self.saga_step_timeout_ms}) must exceed the retry "
+                f"budget of retry_base_ms/retry_factor/retry_jitter/retry_cap_ms/"
+                f"retry_max_attempts ({budget} ms, every retry delay at its longest)"
+            )
+        horizon = self.saga_compensation_timeout_ms * self.saga_max_compensation_attempts
+        if horizon <= budget:
+            raise SettingsError(
+                f"saga_compensation_timeout_ms x saga_max_compensation_attempts ({horizon}) "
+                f"must exceed the retry budget ({budget} ms): a compensation would be given "
+                "up while a retry of it is still waiting"
+            )
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry topics' backoff, from the retry_* settings."""
+        return RetryPolicy(
+            base_ms=self.retry_base_ms,
+            factor=self.retry_factor,
+            cap_ms=self.retry_cap_ms,
+            jitter=self.retry_jitter,
+            max_attempts=self.retry_max_attempts,
+        )
 
     @property
     def uses_local_kafka(self) -> bool:

@@ -100,13 +100,8 @@ class Delivery:
 
 
 def policy_from(settings: Any) -> RetryPolicy:
-    return RetryPolicy(
-        base_ms=settings.retry_base_ms,
-        factor=settings.retry_factor,
-        cap_ms=settings.retry_cap_ms,
-        jitter=settings.retry_jitter,
-        max_attempts=settings.retry_max_attempts,
-    )
+    policy: RetryPolicy = settings.retry_policy
+    return policy
 
 
 Handler = Callable[[Delivery], Awaitable[Any]]

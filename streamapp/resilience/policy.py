@@ -53,6 +53,16 @@ class RetryPolicy:
         """Epoch ms before which retry `attempt` must not run (the retry-after header)."""
         return failed_at_ms + self.delay_for(attempt, rng)
 
+    def budget_ms(self) -> int:
+        """The longest a record can spend waiting in retry topics: every delay at its
+        longest (nominal + jitter). A saga step's deadline must be longer than this, or a
+        command that would still succeed on a later retry is given up as timed out."""
+        longest = int(self.cap_ms * (1 + self.jitter))
+        return sum(
+            min(int(self.nominal_delay_ms(n) * (1 + self.jitter)), longest)
+            for n in range(1, self.max_attempts + 1)
+        )
+
     def exhausted(self, attempts_made: int) -> bool:
         """True when no retry is left after `attempts_made` retries: dead-letter it."""
         return attempts_made >= self.max_attempts

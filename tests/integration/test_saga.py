@@ -31,6 +31,9 @@ def system(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         tmp_path_factory.mktemp("saga"),
         saga_step_timeout_ms=str(STEP_TIMEOUT_S * 1000),
         saga_compensation_timeout_ms="3000",
+        # The step deadline must cover the retry budget: 0.5 + 1 + 2 s (+10 %) < 8 s.
+        retry_base_ms="500",
+        retry_max_attempts="3",
     )
     deployment.start()
     yield deployment

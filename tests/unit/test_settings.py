@@ -85,3 +85,25 @@ def test_each_worker_gets_its_own_table_directory() -> None:
 def test_env_var_names() -> None:
     assert env_var("local_kafka_port") == "STREAMAPP_LOCAL_KAFKA_PORT"
     assert all(var.startswith("STREAMAPP_") and doc for _, var, _, doc in describe_settings())
+
+
+def test_a_step_deadline_shorter_than_the_retry_budget_is_refused_naming_both() -> None:
+    # The old defaults: 30 s deadline, 1+2+4+8+16 s of retries (+10 % jitter = 34.1 s).
+    assert Settings().retry_policy.budget_ms() == 34100
+    with pytest.raises(SettingsError) as refused:
+        Settings(saga_step_timeout_ms=30000)
+    assert "saga_step_timeout_ms" in str(refused.value)
+    assert "retry_max_attempts" in str(refused.value)
+    assert "34100" in str(refused.value)
+    # Fewer retries fit the shorter deadline.
+    assert Settings(saga_step_timeout_ms=30000, retry_max_attempts=4).saga_step_timeout_ms
+
+
+def test_compensations_are_not_given_up_while_their_retries_wait() -> None:
+    with pytest.raises(SettingsError, match="saga_max_compensation_attempts"):
+        Settings(saga_compensation_timeout_ms=5000, saga_max_compensation_attempts=2)
+
+
+def test_web_server_binds_loopback_by_default() -> None:
+    assert Settings().web_bind == "127.0.0.1"
+    assert load_settings(environ={"STREAMAPP_WEB_BIND": "0.0.0.0"}).web_bind == "0.0.0.0"
