@@ -22,8 +22,10 @@ class Compensation:
 class Step:
     """One forward step: the command to send, where, and which events settle it.
 
-    ``timeout_ms`` None: the step waits as long as it takes (for a command to the
-    saga's own service, which cannot be stopped apart from the orchestrator).
+    ``timeout_ms`` None: the step never times out (a command to the saga's own service,
+    whose outcome the saga must learn rather than guess: the order may already be
+    confirmed); it is re-sent on its deadline instead, with the same id, until answered
+    (see :meth:`SagaDefinition.resend_after`).
     ``with_data``: whether the command carries the saga data (the order)."""
 
     name: str
@@ -44,17 +46,31 @@ class Step:
 
 @dataclass(frozen=True)
 class EndCommand:
-    """A command the saga sends when it ends (e.g. ConfirmOrder / CancelOrder)."""
+    """A command the saga sends when it ends (CommitInventory / CancelOrder).
+
+    With ``confirmed_by`` events, it is re-sent (same id) on its deadline until one of
+    them answers it: a dead-lettered end command would otherwise leave a finished saga's
+    effect undone (stock reserved, an order pending). Empty: fire-and-forget."""
 
     command: str
     topic: str
+    confirmed_by: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class SagaDefinition:
     """Steps run in order; on failure, timeout or cancel the completed ones are
     compensated in reverse order. Compensations are retried until confirmed, at most
-    ``max_compensation_attempts`` times each, then the saga is FAILED."""
+    ``max_compensation_attempts`` times each, then the saga is FAILED.
+
+    Forward steps without a timeout and confirmed end commands are re-sent until
+    answered, without limit (giving up could only leave the order undecided or the
+    stock reserved); the interval starts at ``compensation_timeout_ms`` and doubles up
+    to ``resend_cap_ms`` (default 16 times the start), so a long outage costs a few
+    records per saga, not a flood.
+
+    ``retention_ms``: how long a saga's working state stays once it has settled
+    (terminal, nothing awaited); then it is deleted. None: kept for ever."""
 
     saga_type: str
     steps: tuple[Step, ...]
@@ -62,11 +78,19 @@ class SagaDefinition:
     on_compensated: EndCommand | None = None
     compensation_timeout_ms: int = 10_000
     max_compensation_attempts: int = 5
+    resend_cap_ms: int | None = None
+    retention_ms: int | None = None
     step_index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.steps:
             raise ValueError("a saga needs at least one step")
+        if self.compensation_timeout_ms <= 0:
+            raise ValueError("compensation_timeout_ms must be positive")
+        if self.resend_cap_ms is not None and self.resend_cap_ms < self.compensation_timeout_ms:
+            raise ValueError("resend_cap_ms must be at least compensation_timeout_ms")
+        if self.retention_ms is not None and self.retention_ms <= 0:
+            raise ValueError("retention_ms must be positive")
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise ValueError(f"step names must be unique: {names}")
@@ -74,6 +98,18 @@ class SagaDefinition:
 
     def step(self, name: str) -> Step:
         return self.steps[self.step_index[name]]
+
+    def resend_after(self, sends: int) -> int:
+        """The wait after the `sends`-th send of a re-sent command: doubling, capped."""
+        cap = self.resend_cap_ms or 16 * self.compensation_timeout_ms
+        return min(self.compensation_timeout_ms << min(max(sends - 1, 0), 40), cap)
+
+    def end_command(self, command: str) -> EndCommand | None:
+        """The end command (on_completed or on_compensated) named `command`."""
+        for end in (self.on_completed, self.on_compensated):
+            if end is not None and end.command == command:
+                return end
+        return None
 
 
 def participant_step(
@@ -101,6 +137,7 @@ def order_fulfillment(
     step_timeout_ms: int = 30_000,
     compensation_timeout_ms: int = 10_000,
     max_compensation_attempts: int = 5,
+    retention_ms: int | None = None,
 ) -> SagaDefinition:
     """ReserveInventory -> ProcessPayment -> ScheduleShipment -> ConfirmOrder.
 
@@ -108,7 +145,8 @@ def order_fulfillment(
     CancelOrder that reaches the order first makes ConfirmOrder fail (the order is no
     longer PENDING), and the OrderCancelled event then compensates the saga. So the
     order's status and the saga's outcome always agree. Completion commits the
-    reserved stock (CommitInventory); compensation cancels the order."""
+    reserved stock (CommitInventory); compensation cancels the order (CancelOrder, which
+    any OrderCancelled of the order confirms: a client's cancel may have come first)."""
     timeout = step_timeout_ms
     return SagaDefinition(
         saga_type="OrderFulfillment",
@@ -150,8 +188,11 @@ def order_fulfillment(
                 with_data=False,
             ),
         ),
-        on_completed=EndCommand("CommitInventory", "inventory.commands"),
-        on_compensated=EndCommand("CancelOrder", "orders.commands"),
+        on_completed=EndCommand(
+            "CommitInventory", "inventory.commands", frozenset({"InventoryCommitted"})
+        ),
+        on_compensated=EndCommand("CancelOrder", "orders.commands", frozenset({"OrderCancelled"})),
         compensation_timeout_ms=compensation_timeout_ms,
         max_compensation_attempts=max_compensation_attempts,
+        retention_ms=retention_ms,
     )

@@ -7,6 +7,12 @@ crash is the same command and participants deduplicate it.
 Late replies: a step that timed out or was running when the client cancelled keeps
 ``outcome_pending``. If it later succeeds, its compensation is sent then (the saga's
 terminal state does not change); if it later fails, nothing is left to undo.
+
+Nothing is fire-and-forget: a step without a timeout (ConfirmOrder) and the end command
+(CommitInventory / CancelOrder) are re-sent on their deadlines until answered, so a
+command dead-lettered by its receiver does not leave the saga waiting for ever or its
+effect undone. Once a saga has settled (terminal, nothing awaited) it gets an expiry
+deadline; on it the orchestrator deletes the saga's working state.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from streamapp.messages import derived_id
-from streamapp.saga.definition import SagaDefinition, Step
+from streamapp.saga.definition import EndCommand, SagaDefinition, Step
 
 # saga states (the contract's)
 STARTED, EXECUTING, COMPENSATING = "STARTED", "EXECUTING", "COMPENSATING"
@@ -29,6 +35,9 @@ STEP_FAILED, TIMED_OUT, ABANDONED = "FAILED", "TIMED_OUT", "ABANDONED"
 STEP_COMPENSATING, STEP_COMPENSATED = "COMPENSATING", "COMPENSATED"
 COMPENSATION_FAILED = "COMPENSATION_FAILED"
 
+# end command statuses
+AWAITING, CONFIRMED = "AWAITING", "CONFIRMED"
+
 
 @dataclass(frozen=True)
 class StepState:
@@ -39,6 +48,7 @@ class StepState:
     attempts: int = 0  # compensation attempts made
     deadline_ms: int | None = None
     outcome_pending: bool = False  # a forward command whose outcome may still arrive
+    resends: int = 0  # re-sends of the forward command (steps without a timeout)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +59,7 @@ class StepState:
             "attempts": self.attempts,
             "deadlineMs": self.deadline_ms,
             "outcomePending": self.outcome_pending,
+            "resends": self.resends,
         }
 
     @classmethod
@@ -61,6 +72,39 @@ class StepState:
             int(doc.get("attempts", 0)),
             doc.get("deadlineMs"),
             bool(doc.get("outcomePending")),
+            int(doc.get("resends", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class EndState:
+    """The saga's end command: AWAITING its confirmation (re-sent on the deadline) or
+    CONFIRMED. CONFIRMED without a command id: the effect happened without it (the
+    order was cancelled by its client, so the saga's CancelOrder is not needed)."""
+
+    command: str
+    status: str = AWAITING
+    command_id: str | None = None
+    sends: int = 0
+    deadline_ms: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "status": self.status,
+            "commandId": self.command_id,
+            "sends": self.sends,
+            "deadlineMs": self.deadline_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> EndState:
+        return cls(
+            doc["command"],
+            doc["status"],
+            doc.get("commandId"),
+            int(doc.get("sends", 0)),
+            doc.get("deadlineMs"),
         )
 
 
@@ -75,6 +119,9 @@ class SagaState:
     correlation_id: str
     updated_ms: int
     reason: str | None = None
+    # None in records written before end commands were tracked (then: fire-and-forget)
+    end: EndState | None = None
+    expires_ms: int | None = None  # settled: the working state is deleted at this time
 
     def step(self, name: str) -> StepState:
         return next(s for s in self.steps if s.name == name)
@@ -83,9 +130,22 @@ class SagaState:
         steps = tuple(new if s.name == new.name else s for s in self.steps)
         return replace(self, steps=steps, **changes)
 
+    def settled(self) -> bool:
+        """Ended and awaiting nothing (FAILED is not: it is the operator's to resolve)."""
+        return (
+            self.state in (COMPLETED, COMPENSATED)
+            and all(s.deadline_ms is None for s in self.steps)
+            and (self.end is None or self.end.status == CONFIRMED)
+        )
+
     def next_deadline(self) -> int | None:
-        """The earliest deadline of a running step or compensation (for the timer)."""
+        """The earliest deadline: a running step, a compensation, the end command, or
+        the expiry of a settled saga (for the timer)."""
         deadlines = [s.deadline_ms for s in self.steps if s.deadline_ms is not None]
+        if self.end is not None and self.end.deadline_ms is not None:
+            deadlines.append(self.end.deadline_ms)
+        if self.expires_ms is not None:
+            deadlines.append(self.expires_ms)
         return min(deadlines) if deadlines else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +159,8 @@ class SagaState:
             "correlationId": self.correlation_id,
             "updatedMs": self.updated_ms,
             "reason": self.reason,
+            "end": self.end.to_dict() if self.end is not None else None,
+            "expiresMs": self.expires_ms,
         }
 
     @classmethod
@@ -113,6 +175,8 @@ class SagaState:
             doc["correlationId"],
             int(doc["updatedMs"]),
             doc.get("reason"),
+            EndState.from_dict(doc["end"]) if doc.get("end") else None,
+            doc.get("expiresMs"),
         )
 
 
@@ -140,6 +204,7 @@ class Transition:
     state: SagaState
     commands: tuple[SagaCommand, ...] = ()
     events: tuple[SagaEvent, ...] = ()
+    expired: bool = False  # the settled saga's retention is over: delete its state
 
 
 class SagaMachine:
@@ -171,7 +236,9 @@ class SagaMachine:
     ) -> Transition:
         """The order was cancelled before its saga started (its OrderCreated is being
         retried): the saga ends COMPENSATED with nothing to undo, so a late start finds
-        it ended instead of running for a cancelled order."""
+        it ended instead of running for a cancelled order. The order is cancelled
+        already, so the end command is confirmed without being sent."""
+        end = self.definition.on_compensated
         state = SagaState(
             saga_id,
             self.definition.saga_type,
@@ -182,34 +249,47 @@ class SagaMachine:
             correlation_id,
             now_ms,
             reason,
+            EndState(end.command, CONFIRMED) if end is not None else None,
         )
-        return Transition(state, (), (SagaEvent("SagaCompensated", {"reason": reason}),))
+        transition = Transition(state, (), (SagaEvent("SagaCompensated", {"reason": reason}),))
+        return self._settle(transition, now_ms)
 
     def on_event(
         self, state: SagaState, event_type: str, causation_id: str | None, now_ms: int
     ) -> Transition:
         """A participant's event. Events that answer no command of this saga are ignored."""
+        return self._settle(self._on_event(state, event_type, causation_id, now_ms), now_ms)
+
+    def _on_event(
+        self, state: SagaState, event_type: str, causation_id: str | None, now_ms: int
+    ) -> Transition:
+        if causation_id is None:
+            return Transition(state)
         for step in self.definition.steps:
             current = state.step(step.name)
-            if causation_id is not None and causation_id == current.command_id:
+            if causation_id == current.command_id:
                 if event_type in step.succeeded_by:
                     return self._succeeded(state, step, now_ms)
                 if event_type in step.failed_by:
                     return self._failed(state, step, event_type, now_ms)
             compensation = step.compensation
-            if (
-                compensation is not None
-                and causation_id is not None
-                and causation_id == current.compensation_id
-            ):
+            if compensation is not None and causation_id == current.compensation_id:
                 if event_type in compensation.confirmed_by:
                     return self._compensated(state, step, now_ms)
                 if event_type in compensation.failed_by:
                     return Transition(state)  # retried when its deadline passes
+        end = state.end
+        if end is not None and end.status == AWAITING and causation_id == end.command_id:
+            definition = self.definition.end_command(end.command)
+            if definition is not None and event_type in definition.confirmed_by:
+                return Transition(self._confirm_end(state, now_ms))
         return Transition(state)
 
     def on_timeout(self, state: SagaState, now_ms: int) -> Transition:
-        """Deadlines that have passed: a step times out, a compensation is sent again."""
+        """Deadlines that have passed: a step times out (or, without a timeout, is sent
+        again), a compensation or the end command is sent again, a settled saga expires."""
+        if state.expires_ms is not None and state.expires_ms <= now_ms and state.settled():
+            return Transition(state, expired=True)
         commands: list[SagaCommand] = []
         events: list[SagaEvent] = []
         for step in self.definition.steps:
@@ -217,6 +297,16 @@ class SagaMachine:
             if current.deadline_ms is None or current.deadline_ms > now_ms:
                 continue
             if current.status == RUNNING and state.state in (STARTED, EXECUTING):
+                if step.timeout_ms is None and current.command_id is not None:
+                    resends = current.resends + 1
+                    again = replace(
+                        current,
+                        resends=resends,
+                        deadline_ms=now_ms + self.definition.resend_after(resends + 1),
+                    )
+                    state = state.with_step(again, updated_ms=now_ms)
+                    commands.append(self._forward_command(state, step, current.command_id))
+                    continue
                 timed_out = replace(
                     current, status=TIMED_OUT, deadline_ms=None, outcome_pending=True
                 )
@@ -230,24 +320,43 @@ class SagaMachine:
                 state = retry.state
                 commands += retry.commands
                 events += retry.events
-        return Transition(state, tuple(commands), tuple(events))
+        end = state.end
+        if (
+            end is not None
+            and end.status == AWAITING
+            and end.deadline_ms is not None
+            and end.deadline_ms <= now_ms
+        ):
+            sends = end.sends + 1
+            again_end = replace(
+                end, sends=sends, deadline_ms=now_ms + self.definition.resend_after(sends)
+            )
+            state = replace(state, end=again_end, updated_ms=now_ms)
+            commands += self._end_sends(state)
+        return self._settle(Transition(state, tuple(commands), tuple(events)), now_ms)
 
     def cancel(self, state: SagaState, reason: str, now_ms: int) -> Transition:
-        """A client cancel: compensate what is done; the running step's late outcome is
+        """The order was cancelled (OrderCancelled: a client's CancelOrder, or the
+        saga's own). That confirms the saga's CancelOrder, whether sent yet or not: a
+        client's cancel makes the saga's own one redundant (it would be rejected).
+
+        A running saga compensates what is done; the running step's late outcome is
         handled when it arrives. A terminal or compensating saga is left as it is."""
+        state = self._order_cancelled(state, now_ms)
         if state.state not in (STARTED, EXECUTING):
-            return Transition(state)
+            return self._settle(Transition(state), now_ms)
         for current in state.steps:
             if current.status == RUNNING:
                 abandoned = replace(
                     current, status=ABANDONED, deadline_ms=None, outcome_pending=True
                 )
                 state = state.with_step(abandoned)
-        return self._begin_compensation(replace(state, updated_ms=now_ms), reason, now_ms)
+        transition = self._begin_compensation(replace(state, updated_ms=now_ms), reason, now_ms)
+        return self._settle(transition, now_ms)
 
     def outstanding(self, state: SagaState) -> tuple[SagaCommand, ...]:
         """Every command the state says was sent and may still be needed: the running
-        steps, the compensations awaiting confirmation, the terminal end command.
+        steps, the compensations awaiting confirmation, the unconfirmed end command.
 
         After a crash the orchestrator re-sends them when the events it had already
         applied are redelivered; the ids are the same, so receivers deduplicate."""
@@ -270,20 +379,38 @@ class SagaMachine:
                         state.data,
                     )
                 )
-        if state.state == COMPLETED:
-            commands += self._end_command(state, self.definition.on_completed)
+        if state.end is not None:
+            if state.end.status == AWAITING:
+                commands += self._end_sends(state)
+        elif state.state == COMPLETED:  # a record from before end commands were tracked
+            commands += self._end_sends(state, self.definition.on_completed)
         elif state.state == COMPENSATED:
-            commands += self._end_command(state, self.definition.on_compensated)
+            commands += self._end_sends(state, self.definition.on_compensated)
         return tuple(commands)
+
+    # -- settling and expiry -------------------------------------------------------------
+    def _settle(self, transition: Transition, now_ms: int) -> Transition:
+        """A saga that has just settled expires `retention_ms` later; one that is not
+        settled (any more) does not expire."""
+        state, retention = transition.state, self.definition.retention_ms
+        if retention is None:
+            return transition
+        if state.settled():
+            if state.expires_ms is None:
+                state = replace(state, expires_ms=now_ms + retention)
+        elif state.expires_ms is not None:
+            state = replace(state, expires_ms=None)
+        return replace(transition, state=state)
 
     # -- forward -----------------------------------------------------------------------
     def _run(self, state: SagaState, step: Step, now_ms: int) -> tuple[SagaState, SagaCommand]:
         command_id = derived_id(state.saga_id, step.name, "forward")
+        wait = step.timeout_ms if step.timeout_ms is not None else self.definition.resend_after(1)
         running = replace(
             state.step(step.name),
             status=RUNNING,
             command_id=command_id,
-            deadline_ms=None if step.timeout_ms is None else now_ms + step.timeout_ms,
+            deadline_ms=now_ms + wait,
         )
         return state.with_step(running, current_step=step.name, updated_ms=now_ms), (
             self._forward_command(state, step, command_id)
@@ -307,7 +434,7 @@ class SagaMachine:
                 )
                 return Transition(state, (command,), (completed,))
             state = replace(state, state=COMPLETED, current_step=None)
-            end = self._end_command(state, self.definition.on_completed)
+            state, end = self._end(state, self.definition.on_completed, now_ms)
             return Transition(state, end, (completed, SagaEvent("SagaCompleted", {})))
         if current.outcome_pending:  # a late success: undo it now
             late = replace(current, status=SUCCEEDED, outcome_pending=False)
@@ -344,7 +471,7 @@ class SagaMachine:
         if state.state != COMPENSATING:
             return Transition(state)
         state = replace(state, state=COMPENSATED, current_step=None, updated_ms=now_ms)
-        end = self._end_command(state, self.definition.on_compensated)
+        state, end = self._end(state, self.definition.on_compensated, now_ms)
         return Transition(state, end, (SagaEvent("SagaCompensated", {"reason": state.reason}),))
 
     def _compensate(self, state: SagaState, step: Step, now_ms: int) -> Transition:
@@ -402,9 +529,52 @@ class SagaMachine:
         nxt = self._compensate_next(state, now_ms)
         return Transition(nxt.state, nxt.commands, (compensated, *nxt.events))
 
-    def _end_command(self, state: SagaState, end: Any) -> tuple[SagaCommand, ...]:
+    # -- the end command -----------------------------------------------------------------
+    def _end(
+        self, state: SagaState, end: EndCommand | None, now_ms: int
+    ) -> tuple[SagaState, tuple[SagaCommand, ...]]:
+        """The saga has ended: send its end command, tracked until confirmed (unless
+        its effect is confirmed already: the client cancelled the order itself)."""
+        if end is None:
+            return state, ()
+        pre = state.end
+        if pre is not None and pre.command == end.command and pre.status == CONFIRMED:
+            return state, ()
+        if end.confirmed_by:
+            tracked = EndState(
+                end.command,
+                AWAITING,
+                derived_id(state.saga_id, end.command),
+                sends=1,
+                deadline_ms=now_ms + self.definition.resend_after(1),
+            )
+            state = replace(state, end=tracked)
+        return state, self._end_sends(state, end)
+
+    def _end_sends(
+        self, state: SagaState, end: EndCommand | None = None
+    ) -> tuple[SagaCommand, ...]:
+        """The end command (that of `state.end`, else `end`), same id every time."""
+        if end is None and state.end is not None:
+            end = self.definition.end_command(state.end.command)
         if end is None:
             return ()
         command_id = derived_id(state.saga_id, end.command)
         data = {"reason": state.reason} if state.reason else {}
         return (SagaCommand(command_id, end.command, end.topic, state.saga_id, data),)
+
+    def _confirm_end(self, state: SagaState, now_ms: int) -> SagaState:
+        assert state.end is not None
+        confirmed = replace(state.end, status=CONFIRMED, deadline_ms=None)
+        return replace(state, end=confirmed, updated_ms=now_ms)
+
+    def _order_cancelled(self, state: SagaState, now_ms: int) -> SagaState:
+        """The order is cancelled: the saga's CancelOrder is confirmed (or needless)."""
+        end = self.definition.on_compensated
+        if end is None or not end.confirmed_by or state.state == COMPLETED:
+            return state
+        if state.end is None:
+            return replace(state, end=EndState(end.command, CONFIRMED), updated_ms=now_ms)
+        if state.end.command == end.command and state.end.status == AWAITING:
+            return self._confirm_end(state, now_ms)
+        return state

@@ -6,6 +6,11 @@ changed the saga. A record at or below that offset is a redelivery after a crash
 state already reflects it, but the commands and events it caused may have been lost
 with the process, so every command still awaited and every saga event is sent again
 (same ids: participants and the order service deduplicate by command id).
+
+A settled saga's record is deleted when it expires (``Reaction.delete``); its events stay
+on ``sagas.events``. A record that arrives for it afterwards finds no saga: a late
+OrderCreated would start a new one, which the retention window (days, against retries
+that last seconds) rules out in practice.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class Reaction:
     events: tuple[Event, ...] = ()
     changed: bool = False
     redelivered: bool = False
+    delete: bool = False  # remove the saga and its deadline (expired, or no saga left)
 
 
 def cancel_command_id(saga_id: str, machine: SagaMachine) -> str | None:
@@ -76,9 +82,15 @@ def react(
 ) -> Reaction:
     if record is not None and incoming.offset <= record.seen.get(incoming.topic, -1):
         return _resend(machine, record, incoming, now_ms)
+    if record is None and incoming.source == TIMEOUTS:
+        # A deadline without a saga (it expired; a crash lost one of the two deletes):
+        # delete again, so the timer stops ticking it.
+        return Reaction(None, delete=True)
     transition = _transition(machine, saga_id, record, incoming, now_ms)
     if transition is None:
         return Reaction(record)
+    if transition.expired:
+        return Reaction(None, changed=True, delete=True)
     before = record.state if record is not None else None
     if transition.state == before and not transition.commands and not transition.events:
         return Reaction(record)
@@ -126,8 +138,8 @@ def _transition(
     if incoming.source == TIMEOUTS:
         return machine.on_timeout(state, now_ms)
     if incoming.source == ORDERS and kind == "OrderCancelled":
-        if incoming.causation_id == cancel_command_id(saga_id, machine):
-            return None  # the saga's own CancelOrder: it is already compensated
+        # The client's cancel or the saga's own CancelOrder: either confirms the saga's
+        # CancelOrder; a running saga compensates.
         reason = str(incoming.data.get("reason") or "cancelled by client")
         return machine.cancel(state, reason, now_ms)
     if incoming.source == ORDERS and kind != "OrderConfirmed":
@@ -178,10 +190,21 @@ def view(record: SagaRecord) -> dict[str, Any]:
                 "commandId": s.command_id,
                 "compensationId": s.compensation_id,
                 "compensationAttempts": s.attempts,
+                "resends": s.resends,
                 "deadline": iso_from_millis(s.deadline_ms) if s.deadline_ms else None,
             }
             for s in state.steps
         ],
+        "end": None
+        if state.end is None
+        else {
+            "command": state.end.command,
+            "status": state.end.status,
+            "commandId": state.end.command_id,
+            "sends": state.end.sends,
+            "deadline": iso_from_millis(state.end.deadline_ms) if state.end.deadline_ms else None,
+        },
+        "expiresAt": iso_from_millis(state.expires_ms) if state.expires_ms else None,
         "data": dict(state.data),
         "reason": state.reason,
         "correlationId": state.correlation_id,

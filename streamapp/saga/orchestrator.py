@@ -36,6 +36,7 @@ machine = SagaMachine(
         step_timeout_ms=settings.saga_step_timeout_ms,
         compensation_timeout_ms=settings.saga_compensation_timeout_ms,
         max_compensation_attempts=settings.saga_max_compensation_attempts,
+        retention_ms=settings.state_retention_ms,
     )
 )
 
@@ -97,7 +98,15 @@ async def orchestrate(delivery: Delivery) -> bool:
     stored = sagas.get(delivery.key)
     record = SagaRecord.from_dict(stored) if stored is not None else None
     reaction = react(machine, delivery.key.decode(), record, incoming, int(time.time() * 1000))
-    if reaction.record is not None and (reaction.changed or reaction.redelivered):
+    if reaction.delete:
+        # Expired (or a deadline left without its saga): the saga's events stay on
+        # sagas.events. Deleted here, while processing a record of the saga's
+        # partition, so the tombstones go to that partition of the changelogs.
+        sagas.pop(delivery.key, None)
+        deadlines.pop(delivery.key, None)
+        _ticked.pop(delivery.key, None)
+        await app.hand_over_table_writes()
+    elif reaction.record is not None and (reaction.changed or reaction.redelivered):
         # State first (a redelivery writes it again: the local store may be ahead of
         # the changelog after a crash), then what it implies.
         sagas[delivery.key] = reaction.record.to_dict()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from streamapp.settings import SERVICES
-from tests.integration.support import Worker, free_port, http_json, unique_id, wait_for
+from tests.integration.support import BIN, ROOT, Worker, free_port, http_json, unique_id, wait_for
 
 #: Seeds for saga tests: every test uses its own skus and customers.
 TEST_SEEDS = """
@@ -137,3 +138,26 @@ class System:
 
     def balance(self, customer: str) -> str:
         return str(self.get("payments", f"/payments/accounts/{customer}")["balance"])
+
+    # -- reconfiguring, checking -------------------------------------------------------
+    def configure(self, **settings: str) -> None:
+        """Change settings for the workers started from now on (e.g. before a restart)."""
+        self.env.update({f"STREAMAPP_{k.upper()}": v for k, v in settings.items()})
+
+    def verify(self) -> subprocess.CompletedProcess[str]:
+        """`streamapp verify` against this deployment's topics and views."""
+        return subprocess.run(
+            [
+                str(BIN / "streamapp"),
+                "verify",
+                "--inventory-url",
+                self.url("inventory"),
+                "--payments-url",
+                self.url("payments"),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )

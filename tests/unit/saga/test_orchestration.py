@@ -100,17 +100,30 @@ def test_a_redelivered_record_resends_what_is_awaited_and_changes_nothing() -> N
     assert [e.event_type for e in again.events] == ["SagaStarted", "SagaStepCompleted"]
 
 
-def test_client_cancel_compensates_but_the_sagas_own_cancel_is_ignored() -> None:
+def test_client_cancel_compensates_and_needs_no_cancel_of_the_sagas_own() -> None:
     saga = Saga()
     r = saga.answer(saga.feed(ORDERS, "OrderCreated", "cmd-1", **ORDER), "InventoryReserved")
     r = saga.feed(ORDERS, "OrderCancelled", "client-cmd", reason="changed my mind")
     assert kinds(r) == ["ReleaseInventory"]
     r = saga.answer(r, "InventoryReleased")
-    assert kinds(r) == ["CancelOrder"]
-    own = saga.feed(ORDERS, "OrderCancelled", cancel_command_id("order-1", MACHINE))
-    assert not own.changed and not own.commands
+    assert kinds(r) == []  # the order is cancelled: a CancelOrder would be rejected
     assert saga.record is not None and saga.record.state.state == "COMPENSATED"
     assert saga.record.state.reason == "changed my mind"
+    assert view(saga.record)["end"]["status"] == "CONFIRMED"
+
+
+def test_the_sagas_own_cancel_confirms_its_cancel_order() -> None:
+    saga = Saga()
+    r = saga.answer(saga.feed(ORDERS, "OrderCreated", "cmd-1", **ORDER), "InventoryReserved")
+    r = saga.answer(r, "PaymentFailed")
+    r = saga.answer(r, "InventoryReleased")
+    assert kinds(r) == ["CancelOrder"]
+    assert saga.record is not None and view(saga.record)["end"]["status"] == "AWAITING"
+    own = saga.feed(ORDERS, "OrderCancelled", cancel_command_id("order-1", MACHINE))
+    assert own.changed and not own.commands and not own.events
+    assert view(saga.record)["end"]["status"] == "CONFIRMED"
+    assert saga.record.state.state == "COMPENSATED"
+    assert saga.record.state.reason == "ProcessPayment: PaymentFailed"
 
 
 def test_timeouts_and_strays() -> None:
@@ -144,4 +157,4 @@ def test_a_cancel_overtaking_its_retried_order_created_ends_the_saga_first() -> 
     assert not r.commands and [e.event_type for e in r.events] == ["SagaCompensated"]
     late = saga.feed(ORDERS, "OrderCreated", "cmd-1", offset=4, **ORDER)  # the retry
     assert not late.changed and saga.record.state.state == "COMPENSATED"
-    assert kinds(late) == ["CancelOrder"]  # the end command again (the order rejects it)
+    assert kinds(late) == []  # nothing awaited: the order was cancelled by its client
