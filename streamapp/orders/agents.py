@@ -1,16 +1,25 @@
-"""The order command agent: orders.commands -> event store -> orders.events + replies."""
+"""The order command agent: orders.commands -> event store -> orders.events + replies.
+
+It also expires command outcomes older than ``state_retention_ms``: housekeeping ticks
+(services.housekeeping) reach it on each partition's ``.retry.due`` so that the
+deletions are made while processing a record of the outcomes' own partition.
+"""
 
 from __future__ import annotations
+
+import time
 
 import orjson
 
 from streamapp.app import MAX_RECORD_BYTES, app
 from streamapp.errors import SchemaError, UnknownCommand
+from streamapp.eventstore.retention import due_entries
 from streamapp.eventstore.store import EventStore
 from streamapp.messages import Command, Reply
 from streamapp.orders.aggregate import COMMAND_TYPES
 from streamapp.orders.handler import OrderCommandHandler, SourceRecord, order_repository
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
+from streamapp.services.housekeeping import Housekeeping
 
 AGENT = "orders"
 
@@ -29,7 +38,16 @@ events_topic = app.contract_topic("orders.events", key_type=bytes, value_type=by
 eventstore_table = app.keyed_table("eventstore")
 event_store = EventStore(eventstore_table)
 repository = order_repository(event_store, app.settings.snapshot_every)
-handler = OrderCommandHandler(repository)
+handler = OrderCommandHandler(repository, app.settings.state_retention_ms)
+
+
+def expire_outcomes(partition: int, limit: int) -> int:
+    """Remove this partition's due command outcomes (inside the agent: see above)."""
+    now = int(time.time() * 1000)
+    return handler.expire(due_entries(eventstore_table, partition, now, limit))
+
+
+housekeeping = Housekeeping(app, commands_topic.get_topic_name(), expire_outcomes)
 
 
 def _rejection_target(raw: bytes | None, key: bytes | None) -> tuple[str, str] | None:
@@ -52,6 +70,9 @@ async def _reply(reply: Reply) -> None:
 
 async def handle_command(delivery: Delivery) -> bool:
     """Apply one command; True when it was a redelivery (already applied)."""
+    if housekeeping.is_tick(delivery):
+        await housekeeping.handle(delivery)
+        return False
     try:
         command = Command.parse(delivery.value)
         key = delivery.key

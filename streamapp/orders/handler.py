@@ -10,15 +10,23 @@ Crash consistency under at-least-once delivery (see docs/eventstore.md):
   its events and reply are published again (they may not have left before the crash;
   a copy that did is identical). From another record it is a client retry: the reply
   repeats the first outcome as ``duplicate`` and nothing is appended or published.
+
+Retention: an outcome record carries the time it was first written (``at``) and, with a
+``retention_ms``, an expiry index entry (eventstore.retention) written after it; `expire`
+removes due outcomes. A command id repeated within the window is a duplicate; after it,
+the command is decided again (a repeated CreateOrder is then rejected by the aggregate).
+The head's commit record, which names the stream's last command, is never expired.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from streamapp.errors import CommandRejected, ConcurrencyError
+from streamapp.eventstore.retention import INDEX_PREFIX, expiry_key, expiry_target, tombstone
 from streamapp.eventstore.store import EventStore, Repository, outcome_key
 from streamapp.messages import Command, Event, Reply, derived_id, iso_from_millis
 from streamapp.orders import aggregate
@@ -56,13 +64,18 @@ def order_repository(store: EventStore, snapshot_every: int) -> Repository[Order
 
 
 class OrderCommandHandler:
-    """Applies order commands to the event store, idempotently."""
+    """Applies order commands to the event store, idempotently.
 
-    def __init__(self, repository: Repository[OrderState]) -> None:
+    ``retention_ms`` None keeps outcomes forever (no index entries)."""
+
+    def __init__(self, repository: Repository[OrderState], retention_ms: int | None = None) -> None:
         self.repository = repository
         self.store = repository.store
+        self.retention_ms = retention_ms
 
-    def handle(self, command: Command, source: SourceRecord) -> Outcome:
+    def handle(self, command: Command, source: SourceRecord, now_ms: int | None = None) -> Outcome:
+        """``now_ms`` (default: the wall clock) starts a new outcome's retention window."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
         stream = command.aggregate_id
         known = self._known_outcome(command)
         if known is not None:
@@ -72,7 +85,7 @@ class OrderCommandHandler:
             # A redelivery: this worker may have died with writes and sends in flight.
             first, last = known["fromVersion"], known["toVersion"]
             self.store.rewrite(stream, first, last, command.command_id)
-            self.store.kv[outcome_key(stream, command.command_id)] = dict(known)
+            self._keep(outcome_key(stream, command.command_id), dict(known))
             stored = tuple(self.store.read_range(stream, first, last))
             return Outcome(reply, stored, redelivered=True)
 
@@ -86,7 +99,7 @@ class OrderCommandHandler:
             drafts = aggregate.decide(state, command)
         except CommandRejected as rejection:
             reply = Reply.rejected(command.command_id, stream, rejection.with_version(version))
-            self.store.kv[outcome_key(stream, command.command_id)] = _record(reply, source)
+            self._keep(outcome_key(stream, command.command_id), _record(reply, source, now))
             return Outcome(reply)
 
         timestamp = iso_from_millis(source.timestamp_ms)
@@ -106,10 +119,30 @@ class OrderCommandHandler:
             for n, draft in enumerate(drafts, start=1)
         )
         reply = Reply.accepted(command, events[-1].version, tuple(e.event_id for e in events))
-        record = _record(reply, source, version + 1, events[-1].version)
+        record = _record(reply, source, now, version + 1, events[-1].version)
         self.repository.append(stream, state, events, version, commit=record)
-        self.store.kv[outcome_key(stream, command.command_id)] = record
+        self._keep(outcome_key(stream, command.command_id), record)
         return Outcome(reply, events)
+
+    def _keep(self, key: bytes, record: Mapping[str, Any]) -> None:
+        """Write an outcome record, then its expiry index entry (same on a rewrite: the
+        entry's time comes from the record). A record without ``at`` (written before
+        retention existed) is kept."""
+        self.store.kv[key] = record
+        at = record.get("at")
+        if self.retention_ms is not None and isinstance(at, int):
+            self.store.kv[INDEX_PREFIX + expiry_key(at + self.retention_ms, key)] = 1
+
+    def expire(self, entries: Iterable[bytes]) -> int:
+        """Remove the outcomes of due index entries (oldest first, from
+        eventstore.retention.due_entries): the outcome, then its entry, so a crash in
+        between leaves the entry to be processed again. Returns the entries removed."""
+        removed = 0
+        for entry in entries:
+            tombstone(self.store.kv, expiry_target(entry))
+            tombstone(self.store.kv, INDEX_PREFIX + entry)
+            removed += 1
+        return removed
 
     def _known_outcome(self, command: Command) -> Mapping[str, Any] | None:
         """The recorded outcome of this command id, also when only the head has it."""
@@ -124,9 +157,10 @@ class OrderCommandHandler:
 
 
 def _record(
-    reply: Reply, source: SourceRecord, from_version: int = 0, to_version: int = -1
+    reply: Reply, source: SourceRecord, at: int, from_version: int = 0, to_version: int = -1
 ) -> dict[str, Any]:
     return {
+        "at": at,  # epoch ms of the first processing: the retention window starts here
         "reply": reply.to_dict(),
         "partition": source.partition,
         "offset": source.offset,

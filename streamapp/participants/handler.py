@@ -14,17 +14,30 @@ value stamped by a command that has no answer (the one being processed again, or
 other that was cut short) as it was before that command (``before``). So a command cut
 short leaves no effect, even when another command touches the same keys before it is
 processed again (a retried command from ``.retry.due`` can come first), and is applied
-once when it is. This needs answers to live as long as the values they stamp (they are
-never deleted). A repeated command whose answer exists writes the keys it touched again
-(same values): the local RocksDB may be ahead of the changelog after a kill -9.
+once when it is. When it is, stale stamps it left on keys it no longer writes (its
+decision changed because others went first) are reset to their ``before``. A repeated
+command whose answer exists writes the keys it touched again (same values): the local
+RocksDB may be ahead of the changelog after a kill -9.
+
+Retention. The reading rule needs an answer as long as a value carries its command's
+stamp. An answer records when it was written (``at``) and the keys its command stamped
+(``wrote``); with a ``retention_ms`` it gets an expiry index entry (eventstore.retention)
+and `expire` removes it after the window, together with that dependency: each key still
+stamped by the command is settled first (an entity keeps its value under no stamp,
+``by`` None; a per-saga record, its last write being that old, is deleted), then the
+answer, then the entry (a crash in between leaves the entry to be processed again). So
+the rule stays exact and needs no clock; a command id repeated within the window is a
+duplicate, and after it is decided again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from streamapp.eventstore.retention import expiry_key, expiry_target, tombstone
 from streamapp.messages import Command, Event, derived_id, iso_utc
 
 #: The participant's state by role: ``entities`` (stock levels, accounts) and ``records``
@@ -32,6 +45,10 @@ from streamapp.messages import Command, Event, derived_id, iso_utc
 Tables = Mapping[str, MutableMapping[bytes, Any]]
 
 VALUE, BY, BEFORE = "value", "by", "before"
+
+#: Roles whose keys are per saga: deleted when the last command that wrote them expires
+#: (entities are kept, settled under no stamp).
+PER_SAGA = "records"
 
 
 def unwrap(stored: Any) -> Any:
@@ -75,8 +92,8 @@ class _Reading(Mapping[bytes, Any]):
 
     def __getitem__(self, key: bytes) -> Any:
         stored = self.table[key]
-        by = stored[BY]
-        cut_short = by == self.command_id or not self.answered(by)
+        by = stored[BY]  # None: settled (its command's answer expired)
+        cut_short = by is not None and (by == self.command_id or not self.answered(by))
         value = stored[BEFORE] if cut_short else stored[VALUE]
         if value is None:
             raise KeyError(key)
@@ -128,8 +145,11 @@ class Outcome:
     duplicate: bool
 
 
+ANSWER = b"answer/"
+
+
 def answer_key(command_id: str) -> bytes:
-    return b"answer/" + command_id.encode()
+    return ANSWER + command_id.encode()
 
 
 def _sequence_key(saga_id: str) -> bytes:
@@ -137,19 +157,34 @@ def _sequence_key(saga_id: str) -> bytes:
 
 
 class ParticipantHandler:
-    """Dedupe by command id, apply the rules, store and return the answer event."""
+    """Dedupe by command id, apply the rules, store and return the answer event.
 
-    def __init__(self, rules: Rules, tables: Tables) -> None:
+    ``retention_ms`` None keeps answers forever; otherwise their expiry entries go to
+    ``index`` (the table's ``x/`` key space in the service)."""
+
+    def __init__(
+        self,
+        rules: Rules,
+        tables: Tables,
+        *,
+        retention_ms: int | None = None,
+        index: MutableMapping[bytes, Any] | None = None,
+    ) -> None:
         self.rules = rules
         self.tables = tables
         self.records = tables["records"]
+        self.retention_ms = retention_ms
+        self.index: MutableMapping[bytes, Any] = {} if index is None else index
 
-    def handle(self, command: Command) -> Outcome:
+    def handle(self, command: Command, now_ms: int | None = None) -> Outcome:
+        """``now_ms`` (default: the wall clock) starts a new answer's retention window."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
         key = answer_key(command.command_id)
         stored = self.records.get(key)
         if stored is not None:
             touched = self.rules.touched(reading(self.tables), command)
             self._rewrite([*touched, ("records", key)])
+            self._index(key, stored)
             event = Event.from_dict(stored["event"]) if stored.get("event") else None
             return Outcome(event, duplicate=True)
         before = reading(self.tables, command.command_id)
@@ -162,14 +197,60 @@ class ParticipantHandler:
             version = int(before["records"].get(sequence) or 0) + 1
             writes.append(("records", sequence, version))
             event = self._event(command, reaction, version)
+        written = {(role, table_key) for role, table_key, _ in writes}
+        for role, table_key in self.rules.touched(before, command):
+            stale = self.tables[role].get(table_key)
+            if (role, table_key) not in written and stale and stale[BY] == command.command_id:
+                # Left by this command's cut-short attempt, not written now: undo it.
+                writes.append((role, table_key, stale[BEFORE]))
+                written.add((role, table_key))
         for role, table_key, value in writes:
             self.tables[role][table_key] = {
                 VALUE: value,
                 BY: command.command_id,
                 BEFORE: before[role].get(table_key),
             }
-        self.records[key] = {"event": event.to_dict() if event else None}  # last
+        answer = {
+            "event": event.to_dict() if event else None,
+            "at": now,
+            "wrote": [[role, table_key.decode()] for role, table_key in sorted(written)],
+        }
+        self.records[key] = answer  # last (but for its expiry entry)
+        self._index(key, answer)
         return Outcome(event, duplicate=False)
+
+    def _index(self, key: bytes, answer: Mapping[str, Any]) -> None:
+        """The answer's expiry entry (the same on a rewrite: its time is the answer's)."""
+        at = answer.get("at")
+        if self.retention_ms is not None and isinstance(at, int):
+            self.index[expiry_key(at + self.retention_ms, key)] = 1
+
+    def expire(self, entries: Iterable[bytes]) -> int:
+        """Remove the answers of due index entries (eventstore.retention.due_entries),
+        each after settling the keys still stamped by its command (module docstring).
+        Returns the entries removed."""
+        removed = 0
+        for entry in entries:
+            key = expiry_target(entry)
+            answer = self.records.get(key)
+            if answer is not None:
+                command_id = key[len(ANSWER) :].decode()
+                for role, name in answer.get("wrote", ()):
+                    self._settle(role, name.encode(), command_id)
+            tombstone(self.records, key)
+            tombstone(self.index, entry)
+            removed += 1
+        return removed
+
+    def _settle(self, role: str, key: bytes, command_id: str) -> None:
+        table = self.tables[role]
+        stored = table.get(key)
+        if stored is None or stored[BY] != command_id:
+            return  # a later command stamped it: its own answer covers it
+        if role == PER_SAGA or stored[VALUE] is None:
+            tombstone(table, key)
+        else:
+            table[key] = {VALUE: stored[VALUE], BY: None, BEFORE: None}
 
     def _event(self, command: Command, reaction: Reaction, version: int) -> Event:
         assert reaction.event_type is not None

@@ -1,20 +1,25 @@
 """One agent shape for every participant: command -> rules -> answer event.
 
 The pure part (dedupe, rules, answer) is :class:`~streamapp.participants.handler.
-ParticipantHandler`; this module wires it to the service's topics and tables.
+ParticipantHandler`; this module wires it to the service's topics and tables, and runs
+the handler's expiry of answers older than ``state_retention_ms`` on housekeeping ticks
+(services.housekeeping), inside the agent, per partition.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from streamapp.eventstore.retention import INDEX_PREFIX, due_entries
 from streamapp.messages import Command, derived_id
 from streamapp.participants.handler import ParticipantHandler, Prefixed, Rules, reading
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.resilience.injection import FailureInjection
+from streamapp.services.housekeeping import Housekeeping
 from streamapp.services.topics import commands_topic, events_topic
 
 
@@ -33,7 +38,12 @@ class ParticipantService:
             "entities": Prefixed(self.table, b"e/"),
             "records": Prefixed(self.table, b"r/"),
         }
-        self.handler = ParticipantHandler(rules, self.tables)
+        self.handler = ParticipantHandler(
+            rules,
+            self.tables,
+            retention_ms=app.settings.state_retention_ms,
+            index=Prefixed(self.table, INDEX_PREFIX),
+        )
         self.failures = FailureInjection(
             app.settings.inject_failure_rate,
             app.settings.inject_failures_first_attempts,
@@ -43,9 +53,13 @@ class ParticipantService:
         self.inject_into = frozenset(c.strip() for c in only.split(",") if c.strip())
         self.consumer = ResilientConsumer(app, self.name, [self.commands])
         self.consumer.agent(self.handle)
+        self.housekeeping = Housekeeping(app, self.commands.get_topic_name(), self.expire)
 
     async def handle(self, delivery: Delivery) -> bool:
         """Answer one command; True when it was answered before (a repeat)."""
+        if self.housekeeping.is_tick(delivery):
+            await self.housekeeping.handle(delivery)
+            return False
         command = Command.parse(delivery.value)  # SchemaError: never retried
         if self._injected(command.command_type):
             self.failures.check(delivery.attempt)
@@ -55,6 +69,11 @@ class ParticipantService:
                 key=outcome.event.aggregate_id.encode(), value=outcome.event.to_json()
             )
         return outcome.duplicate
+
+    def expire(self, partition: int, limit: int) -> int:
+        """Remove this partition's due answers (inside the agent, on a tick)."""
+        now = int(time.time() * 1000)
+        return self.handler.expire(due_entries(self.table, partition, now, limit))
 
     def _injected(self, command_type: str) -> bool:
         if self.inject_into:

@@ -65,8 +65,10 @@ def test_events_must_continue_the_stream() -> None:
         store.append_events("s", [ev("other", 1)], None)
 
 
-def handler(kv: dict[bytes, Any], every: int) -> OrderCommandHandler:
-    return OrderCommandHandler(order_repository(EventStore(kv), every))
+def handler(
+    kv: dict[bytes, Any], every: int, retention_ms: int | None = None
+) -> OrderCommandHandler:
+    return OrderCommandHandler(order_repository(EventStore(kv), every), retention_ms)
 
 
 def run(h: OrderCommandHandler, commands: list[Any]) -> list[Any]:
@@ -194,14 +196,16 @@ def test_redelivery_writes_every_record_again_so_the_changelog_catches_up() -> N
 
 def test_a_lost_snapshot_and_head_are_restored_by_redelivery() -> None:
     kv: dict[bytes, Any] = {}
-    h = handler(kv, 1)
+    h = handler(kv, 1, retention_ms=1000)
     cmd, source = create("o"), SourceRecord(0, 7, 1_795_000_000_000)
-    first = h.handle(cmd, source)
-    written = list(kv)  # event, snapshot, head, outcome
-    assert [k[:2] for k in written] == [b"e/", b"s/", b"h/", b"c/"]
+    now = 1_795_000_000_500  # the same clock: outcomes record when they were first made
+    first = h.handle(cmd, source, now)
+    written = list(kv)  # event, snapshot, head, outcome, its expiry entry
+    assert [k[:2] for k in written] == [b"e/", b"s/", b"h/", b"c/", b"x/"]
     for keep in range(len(written)):
         crashed = {k: kv[k] for k in written[:keep]}
-        again = handler(crashed, 1).handle(cmd, source)
+        # Same clock: a command whose head was lost is decided anew, its window from then.
+        again = handler(crashed, 1, retention_ms=1000).handle(cmd, source, now)
         assert again.reply == first.reply and again.events == first.events
         assert crashed == kv
 
