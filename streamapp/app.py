@@ -22,6 +22,7 @@ from streamapp.kafka.topics import COMPACT, TopicSpec, ensure_topics, merge_spec
 from streamapp.metrics import AppMetrics
 from streamapp.resilience.relay import RetryRelay
 from streamapp.settings import Settings, load_settings
+from streamapp.web.errors import web_application_options
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,14 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "key_serializer": "raw",
         "value_serializer": "json",
         "web_enabled": True,
+        # JSON errors on every route, request bodies bounded (streamapp.web.errors).
+        "web_application_options": web_application_options(settings.web_max_body_bytes),
+        # faust's built-in pages would expose raw tables (/table), the cluster layout
+        # (/router) and internals unauthenticated: a worker serves streamapp's routes only.
+        "web_tables_enabled": False,
+        "web_router_enabled": False,
+        "web_graph_enabled": False,
+        "web_stats_enabled": False,
         "broker_session_timeout": settings.consumer_session_timeout_ms / 1000.0,
         # Kafka wants heartbeats at under a third of the session timeout.
         "broker_heartbeat_interval": min(3.0, settings.consumer_session_timeout_ms / 3000.0),

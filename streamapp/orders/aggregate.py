@@ -3,6 +3,8 @@ event into the state. Pure: no Faust, no I/O, no clock (timestamps come with eve
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from decimal import Decimal, InvalidOperation
@@ -23,6 +25,8 @@ MAX_QUANTITY = 1_000_000
 MAX_PRICE_DECIMALS = 4
 MAX_PRICE_DIGITS = 12  # before the decimal point: 10^12 is beyond any unit price
 MAX_NOTE_CHARS = 2000
+#: Plain decimal notation only: Decimal() also takes "1e3", " 5 " and "1_000".
+MONEY = re.compile(rf"[0-9]{{1,{MAX_PRICE_DIGITS}}}(\.[0-9]{{1,{MAX_PRICE_DECIMALS}}})?")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,11 @@ def _money(value: Any, where: str) -> Decimal:
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > MAX_PRICE_DECIMALS:
         raise ValidationError(f"{where} has more than {MAX_PRICE_DECIMALS} decimals")
+    if not MONEY.fullmatch(value):
+        raise ValidationError(
+            f"{where} must be digits with an optional '.' and at most {MAX_PRICE_DECIMALS} "
+            f"decimals (e.g. '9.99'), got {value!r}"
+        )
     return amount
 
 
@@ -106,6 +115,8 @@ def _items(raw: Any) -> tuple[list[dict[str, Any]], Decimal]:
         sku, quantity = item.get("sku"), item.get("quantity")
         if not isinstance(sku, str) or not sku.strip():
             raise ValidationError(f"{where}.sku must be a non-empty string")
+        if isinstance(quantity, float) and quantity.is_integer():
+            quantity = int(quantity)  # 2.0 is the integer 2 in JSON (and JSON Schema)
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
             raise ValidationError(f"{where}.quantity must be a positive integer")
         if quantity > MAX_QUANTITY:

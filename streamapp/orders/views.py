@@ -35,19 +35,25 @@ app.service(cast(Any, reply_waiter))
 app.require_for_readiness("reply consumer starting", reply_waiter.positioned.is_set)
 
 
+def _optional_id(body: dict[str, Any], name: str) -> str | None:
+    """An id the client may leave out (absent, null or ""); anything else must be text."""
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise SchemaError(f"{name} must be a string")
+    return value
+
+
 def create_order_command(body: Any) -> Command:
     """The CreateOrder command for a POST /orders body (the order must not exist yet)."""
     if not isinstance(body, dict):
         raise SchemaError("the body must be a JSON object")
     data = {k: v for k, v in body.items() if k not in ("orderId", "commandId")}
-    command_id = body.get("commandId") or new_id()
-    if not isinstance(command_id, str):
-        raise SchemaError("commandId must be a string")
+    command_id = _optional_id(body, "commandId") or new_id()
     # Without an orderId, derive it from the commandId: a retry (e.g. after a 504) with
     # the same commandId then names the same order and is recognised as a duplicate.
-    order_id = body.get("orderId") or f"order-{derived_id('order', command_id)}"
-    if not isinstance(order_id, str):
-        raise SchemaError("orderId must be a string")
+    order_id = _optional_id(body, "orderId") or f"order-{derived_id('order', command_id)}"
     return Command(
         check_id("commandId", command_id),
         "CreateOrder",
@@ -114,7 +120,7 @@ class OrderView(View):
 
 def _version_param(request: Request, name: str) -> int | None:
     raw = request.query.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit()):
         raise SchemaError(f"{name} must be a non-negative integer, got {raw!r}")

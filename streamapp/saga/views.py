@@ -39,16 +39,16 @@ class SagaView(View):
 
 def _filters(request: Request) -> tuple[set[str], int]:
     raw_state = request.query.get("state") or ""
-    wanted = {s.strip().upper() for s in raw_state.split(",") if s.strip()}
+    wanted = set(raw_state.split(",")) if raw_state else set()
     unknown = wanted - set(STATES) - {IN_FLIGHT}
-    if unknown:
+    if unknown:  # exact names, as the OpenAPI document says
         raise ValueError(
             f"unknown state(s) {sorted(unknown)}; use {', '.join(STATES)} or {IN_FLIGHT}"
         )
     if IN_FLIGHT in wanted:
         wanted = (wanted - {IN_FLIGHT}) | {STARTED, EXECUTING, COMPENSATING}
-    raw_limit = request.query.get("limit") or str(DEFAULT_LIMIT)
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    raw_limit = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}")
     return wanted, int(raw_limit)
 

@@ -1,8 +1,32 @@
-"""The contract's JSON error body, in one place: ``{"error": {"type", "message"}}``."""
+"""The contract's JSON error body, in one place: ``{"error": {"type", "message"}}``.
+
+Views answer their own 4xx with :func:`json_error`. Everything else — aiohttp's own 404
+and 405, a body over the size limit (413), an exception a view did not expect (500) —
+passes through :func:`json_errors`, the middleware every worker's web server runs, so no
+route of any service answers ``text/plain`` or shows a traceback.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import orjson
+from aiohttp import web as aio
+
+log = logging.getLogger(__name__)
+
+#: HTTP status -> the contract's error type for errors aiohttp raises itself.
+ERROR_TYPES = {
+    400: "BadRequest",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    500: "InternalError",
+}
 
 
 def error_body(error_type: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -12,3 +36,76 @@ def error_body(error_type: str, message: str, **extra: Any) -> dict[str, Any]:
 def json_error(web: Any, status: int, error_type: str, message: str, **extra: Any) -> Any:
     """A JSON error response (4xx for bad input; never a stack trace)."""
     return web.json(error_body(error_type, message, **extra), status=status)
+
+
+def _response(status: int, error_type: str, message: str, headers: Any = None) -> aio.Response:
+    response = aio.Response(
+        status=status,
+        body=orjson.dumps(error_body(error_type, message)),
+        content_type="application/json",
+    )
+    if headers and "Allow" in headers:  # 405 must say which methods are allowed
+        response.headers["Allow"] = headers["Allow"]
+    return response
+
+
+AioHandler = Callable[[aio.Request], Awaitable[aio.StreamResponse]]
+
+
+def json_errors(max_body_bytes: int) -> Any:
+    """The middleware that turns every HTTP error into the contract's JSON body."""
+
+    @aio.middleware
+    async def middleware(request: aio.Request, handler: AioHandler) -> aio.StreamResponse:
+        return await _answer(request, handler, max_body_bytes)
+
+    return middleware
+
+
+async def _answer(
+    request: aio.Request, handler: AioHandler, max_body_bytes: int
+) -> aio.StreamResponse:
+    try:
+        response = await handler(request)
+    except aio.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and the like are not errors
+        error_type = ERROR_TYPES.get(exc.status, exc.reason.replace(" ", ""))
+        message = exc.reason
+        if exc.status == 404:
+            message = f"no route {request.method} {request.path}"
+        elif exc.status == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+        elif exc.status == 413:
+            message = f"request body larger than {max_body_bytes} bytes"
+        return _response(exc.status, error_type, message, exc.headers)
+    except Exception:
+        # Logged with its traceback for the operator; the client sees no internals.
+        log.exception("unexpected error answering %s %s", request.method, request.path)
+        return _response(500, "InternalError", "unexpected error; see the worker's log")
+    if response.status >= 400 and not _contract_shaped(response):
+        # faust's own View errors ({"error": "..."}) and any plain-text error body.
+        return _response(
+            response.status,
+            ERROR_TYPES.get(response.status, "Error"),
+            response.reason or "error",
+            response.headers,
+        )
+    return response
+
+
+def _contract_shaped(response: aio.StreamResponse) -> bool:
+    body = getattr(response, "body", None)
+    if not isinstance(body, bytes):
+        return True  # streamed: nothing to inspect (none of our error answers stream)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    error = doc.get("error") if isinstance(doc, dict) else None
+    return isinstance(error, dict) and "type" in error and "message" in error
+
+
+def web_application_options(max_body_bytes: int) -> dict[str, Any]:
+    """aiohttp Application options for faust's web server (``web_application_options``)."""
+    return {"middlewares": [json_errors(max_body_bytes)], "client_max_size": max_body_bytes}

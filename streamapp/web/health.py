@@ -1,11 +1,16 @@
-"""Liveness and readiness pages of every worker (``/metrics`` comes from the sensor)."""
+"""Pages every worker serves: liveness, readiness, its OpenAPI document
+(``/metrics`` comes from faust's Prometheus sensor)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any
 
 from streamapp.app import app
 from streamapp.health import readiness
+from streamapp.web.openapi import document
+
+_VERSION = importlib.metadata.version("streamapp")
 
 
 @app.page("/health")
@@ -19,3 +24,9 @@ async def ready(web: Any, request: Any) -> Any:
     """200 once recovery is done and partitions are assigned, else 503."""
     is_ready, body = readiness(app.readiness_inputs())
     return web.json(body, status=200 if is_ready else 503)
+
+
+@app.page("/openapi.json")
+async def openapi(web: Any, request: Any) -> Any:
+    """This service's OpenAPI 3.1 document (every route, parameters, JSON errors)."""
+    return web.json(document(app.settings.service, _VERSION))

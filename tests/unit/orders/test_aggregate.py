@@ -59,6 +59,10 @@ def test_create_computes_the_total_as_a_decimal_string() -> None:
         ({"items": [{"sku": "A", "quantity": 1, "unitPrice": "abc"}]}, "not a decimal"),
         ({"items": [{"sku": "A", "quantity": 1, "unitPrice": "NaN"}]}, "non-negative"),
         ({"items": [{"sku": "", "quantity": 1, "unitPrice": "1"}]}, "sku"),
+        # Decimal() takes these; the contract's money strings (and OpenAPI) do not.
+        ({"items": [{"sku": "A", "quantity": 1, "unitPrice": "1e3"}]}, "digits"),
+        ({"items": [{"sku": "A", "quantity": 1, "unitPrice": " 5"}]}, "digits"),
+        ({"items": [{"sku": "A", "quantity": 1, "unitPrice": "1_000"}]}, "digits"),
         ({"customerId": ""}, "customerId is required"),
         ({"customerId": None}, "customerId is required"),
         ({"shippingAddress": {"city": "Delft"}}, "country"),
@@ -67,6 +71,13 @@ def test_create_computes_the_total_as_a_decimal_string() -> None:
 def test_invalid_create_orders_are_rejected(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         decide(None, create(**data))
+
+
+def test_an_integral_json_number_is_an_integer_quantity() -> None:
+    [created] = decide(None, create(items=[{"sku": "A", "quantity": 2.0, "unitPrice": "1.5"}]))
+    assert created.data["items"][0]["quantity"] == 2
+    assert isinstance(created.data["items"][0]["quantity"], int)
+    assert created.data["totalAmount"] == "3.0"
 
 
 def test_state_transitions() -> None:

@@ -1,0 +1,446 @@
+"""Each service's OpenAPI 3.1 document (pure): every route, its parameters, bodies and
+JSON error responses.
+
+Written by hand rather than derived from the views: faust views carry no types, and the
+document is a promise to clients. ``tests/unit/test_openapi.py`` keeps it honest: every
+route a worker of a service serves is documented and nothing else is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamapp.messages import MAX_ID_CHARS
+from streamapp.orders.aggregate import MAX_ITEMS, MAX_QUANTITY, MONEY
+from streamapp.saga.machine import COMPENSATED, COMPENSATING, COMPLETED, EXECUTING, FAILED, STARTED
+
+JSON = "application/json"
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+#: (status, description) pairs each route may answer with the contract's error body.
+_ERRORS = {
+    400: "bad query parameters",
+    404: "unknown key or route",
+    405: "method not allowed on this route",
+    409: "the command conflicts with the stream's version",
+    413: "request body over the limit (STREAMAPP_WEB_MAX_BODY_BYTES)",
+    422: "invalid input",
+    503: "this worker is not ready (recovery or rebalance) or a peer did not answer",
+    504: "no reply within the command timeout; retry with the same commandId",
+}
+
+#: A key in a path: any non-empty text without '/' (the record key is its UTF-8 bytes).
+_KEY = {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {
+        str(status): {
+            "description": _ERRORS[status],
+            "content": {JSON: {"schema": _ERROR}},
+        }
+        for status in statuses
+    }
+
+
+def _ok(schema: dict[str, Any], description: str = "OK", status: int = 200) -> dict[str, Any]:
+    return {str(status): {"description": description, "content": {JSON: {"schema": schema}}}}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": _KEY,
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _get(
+    summary: str,
+    ok: dict[str, Any],
+    *errors: int,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": {**ok, **_errors(*errors)}}
+    if parameters:
+        operation["parameters"] = parameters
+    return {"get": operation}
+
+
+SAGA_STATES = (STARTED, EXECUTING, COMPENSATING, COMPLETED, COMPENSATED, FAILED)
+_OBJECT = {"type": "object"}
+_STRING = {"type": "string"}
+#: A non-negative decimal string (money is never a float), as the order aggregate checks.
+_MONEY = {"type": "string", "pattern": f"^{MONEY.pattern}$"}
+#: Any text with a non-blank character.
+_TEXT = {"type": "string", "pattern": r"\S"}
+#: An id that becomes part of table keys: no '/', no control characters, bounded.
+_ID = {"type": ["string", "null"], "maxLength": MAX_ID_CHARS, "pattern": "^[^/\\x00-\\x1f]*$"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["type", "message"],
+                "properties": {"type": _STRING, "message": _STRING},
+            }
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "app"],
+        "properties": {"status": {"const": "ok"}, "app": _STRING},
+    },
+    "Ready": {
+        "type": "object",
+        "required": ["ready"],
+        "properties": {
+            "ready": {"type": "boolean"},
+            "waitingFor": {"type": "array", "items": _STRING},
+        },
+    },
+    "Item": {
+        "type": "object",
+        "required": ["sku", "quantity", "unitPrice"],
+        "properties": {
+            "sku": _TEXT,
+            "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
+            "unitPrice": _MONEY,
+        },
+    },
+    "CreateOrder": {
+        "type": "object",
+        "description": "A CreateOrder command's data, plus optional orderId and commandId "
+        "(empty or absent: generated; the orderId is derived from the commandId).",
+        "required": ["customerId", "items", "shippingAddress"],
+        "properties": {
+            "orderId": _ID,
+            "commandId": _ID,
+            "customerId": _TEXT,
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_ITEMS,
+                "items": _ref("Item"),
+            },
+            "paymentMethod": {"type": ["string", "null"]},
+            "shippingAddress": {
+                "type": "object",
+                "required": ["country"],
+                "properties": {"country": _TEXT},
+            },
+        },
+    },
+    "Reply": {
+        "type": "object",
+        "required": ["commandId", "orderId", "status"],
+        "properties": {
+            "commandId": _STRING,
+            "orderId": _STRING,
+            "aggregateId": _STRING,
+            "status": {"enum": ["accepted", "rejected", "duplicate"]},
+            "version": {"type": ["integer", "null"]},
+            "eventIds": {"type": "array", "items": _STRING},
+            "error": {"type": ["object", "null"]},
+        },
+    },
+    "Order": {
+        "type": "object",
+        "required": ["orderId", "status", "version"],
+        "properties": {
+            "orderId": _STRING,
+            "status": _STRING,
+            "version": {"type": "integer", "minimum": 1},
+            "customerId": _STRING,
+            "items": {"type": "array"},
+            "totalAmount": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
+            "createdAt": _STRING,
+            "updatedAt": _STRING,
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["eventId", "eventType", "aggregateId", "version", "data"],
+        "properties": {
+            "eventId": _STRING,
+            "eventType": _STRING,
+            "aggregateId": _STRING,
+            "version": {"type": "integer"},
+            "data": _OBJECT,
+        },
+    },
+    "Saga": {
+        "type": "object",
+        "required": ["sagaId", "sagaType", "state", "steps"],
+        "properties": {
+            "sagaId": _STRING,
+            "sagaType": _STRING,
+            "state": _ref("SagaState"),
+            "currentStep": {"type": ["string", "null"]},
+            "steps": {"type": "array", "items": _OBJECT},
+            "data": _OBJECT,
+        },
+    },
+    "SagaState": {"enum": list(SAGA_STATES)},
+    "SagaSummary": {
+        "type": "object",
+        "required": ["sagaId", "state", "updatedAt"],
+        "properties": {
+            "sagaId": _STRING,
+            "state": _ref("SagaState"),
+            "currentStep": {"type": ["string", "null"]},
+            "updatedAt": _STRING,
+        },
+    },
+    "StockLevel": {
+        "type": "object",
+        "required": ["sku", "available", "reserved", "committed"],
+        "properties": {
+            "sku": _STRING,
+            "available": {"type": "integer"},
+            "reserved": {"type": "integer"},
+            "committed": {"type": "integer"},
+        },
+    },
+    "Account": {
+        "type": "object",
+        "required": ["customerId", "creditLimit", "balance"],
+        "properties": {"customerId": _STRING, "creditLimit": _MONEY, "balance": _MONEY},
+    },
+    "Shipment": {"type": "object", "required": ["orderId"], "properties": {"orderId": _STRING}},
+    "Probe": {"type": "object", "required": ["key"], "properties": {"key": _STRING}},
+}
+
+
+def _common() -> dict[str, Any]:
+    return {
+        "/health": _get("Liveness: 200 while the process runs", _ok(_ref("Health")), 405),
+        "/ready": _get(
+            "Readiness: 200 once recovery is done and partitions are assigned",
+            {
+                **_ok(_ref("Ready"), "ready"),
+                "503": {
+                    "description": "not ready yet",
+                    "content": {JSON: {"schema": _ref("Ready")}},
+                },
+            },
+            405,
+        ),
+        "/metrics": _get(
+            "Prometheus text exposition",
+            {"200": {"description": "metrics", "content": {"text/plain": {"schema": _STRING}}}},
+            405,
+        ),
+        "/openapi.json": _get("This document", _ok(_OBJECT, "OpenAPI 3.1 document"), 405),
+        "/": _get(
+            "faust's index page (a status object)",
+            _ok({"type": "object", "properties": {"status": _STRING}}),
+            405,
+        ),
+    }
+
+
+def _orders() -> dict[str, Any]:
+    order_id = _path_param("orderId", "the order id (= the saga id)")
+    version = {"type": "integer", "minimum": 0}
+    states = "|".join((*SAGA_STATES, "IN_FLIGHT"))
+    sagas_query = [
+        _query(
+            "state",
+            {"type": "string", "pattern": f"^(({states})(,({states}))*)?$"},
+            "comma-separated saga states (IN_FLIGHT: the three not ended); empty: all",
+        ),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "default 100"),
+        _query("local", {"type": "string"}, "1: only this worker's partitions (peers use it)"),
+    ]
+    return {
+        "/orders": {
+            "post": {
+                "summary": "Create an order; waits (bounded) for the command's reply",
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("CreateOrder")}},
+                },
+                "responses": {
+                    **_ok(_ref("Reply"), "accepted", 201),
+                    **_ok(_ref("Reply"), "a duplicate of an accepted command"),
+                    **_errors(405, 409, 413, 422, 503, 504),
+                },
+            }
+        },
+        "/orders/{orderId}": _get(
+            "The order's current state", _ok(_ref("Order")), 404, 405, 503, parameters=[order_id]
+        ),
+        "/orders/{orderId}/events": _get(
+            "The order's events between two versions (inclusive)",
+            _ok(
+                {
+                    "type": "object",
+                    "required": ["events"],
+                    "properties": {"events": {"type": "array", "items": _ref("Event")}},
+                }
+            ),
+            404,
+            405,
+            422,
+            503,
+            parameters=[
+                order_id,
+                _query("fromVersion", version, "first version (default 1)"),
+                _query("toVersion", version, "last version (default: the latest)"),
+            ],
+        ),
+        "/orders/{orderId}/snapshots": _get(
+            "Versions with a snapshot",
+            _ok({"type": "object", "required": ["orderId", "version", "snapshots"]}),
+            404,
+            405,
+            503,
+            parameters=[order_id],
+        ),
+        "/sagas/{sagaId}": _get(
+            "One saga: state, steps, its events",
+            _ok(_ref("Saga")),
+            404,
+            405,
+            503,
+            parameters=[_path_param("sagaId", "the saga id (= the order id)")],
+        ),
+        "/sagas": _get(
+            "Sagas of every partition, newest first",
+            _ok(
+                {
+                    "type": "object",
+                    "required": ["sagas"],
+                    "properties": {"sagas": {"type": "array", "items": _ref("SagaSummary")}},
+                }
+            ),
+            400,
+            405,
+            503,
+            parameters=sagas_query,
+        ),
+        "/probes/{key}": _get(
+            "The last probe seen for a key (streamapp probe)",
+            _ok(_ref("Probe")),
+            404,
+            405,
+            503,
+            parameters=[_path_param("key", "the probe key")],
+        ),
+    }
+
+
+def _inventory() -> dict[str, Any]:
+    return {
+        "/inventory": _get(
+            "Every sku's stock level",
+            _ok(
+                {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": _ref("StockLevel")}},
+                }
+            ),
+            405,
+            503,
+        ),
+        "/inventory/{sku}": _get(
+            "One sku's stock level",
+            _ok(_ref("StockLevel")),
+            404,
+            405,
+            503,
+            parameters=[_path_param("sku", "the sku")],
+        ),
+    }
+
+
+def _payments() -> dict[str, Any]:
+    return {
+        "/payments/accounts": _get(
+            "Every customer account",
+            _ok(
+                {
+                    "type": "object",
+                    "required": ["accounts"],
+                    "properties": {"accounts": {"type": "array", "items": _ref("Account")}},
+                }
+            ),
+            405,
+            503,
+        ),
+        "/payments/accounts/{customerId}": _get(
+            "One customer's credit limit and balance",
+            _ok(_ref("Account")),
+            404,
+            405,
+            503,
+            parameters=[_path_param("customerId", "the customer id")],
+        ),
+    }
+
+
+def _shipping() -> dict[str, Any]:
+    return {
+        "/shipping/countries": _get(
+            "Where shipments can be scheduled",
+            _ok(
+                {
+                    "type": "object",
+                    "required": ["countries"],
+                    "properties": {"countries": {"type": "array", "items": _STRING}},
+                }
+            ),
+            405,
+        ),
+        "/shipping/shipments/{orderId}": _get(
+            "The shipment of an order",
+            _ok(_ref("Shipment")),
+            404,
+            405,
+            503,
+            parameters=[_path_param("orderId", "the order id")],
+        ),
+    }
+
+
+SERVICE_PATHS = {
+    "orders": _orders,
+    "inventory": _inventory,
+    "payments": _payments,
+    "shipping": _shipping,
+}
+
+
+def document(service: str, version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of one service's worker."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"streamapp {service} service",
+            "version": version,
+            "description": 'Errors are JSON {"error": {"type", "message"}} (the contract, §2).',
+        },
+        "paths": {**_common(), **SERVICE_PATHS[service]()},
+        "components": {"schemas": SCHEMAS},
+    }
