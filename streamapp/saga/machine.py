@@ -139,13 +139,11 @@ class SagaState:
         )
 
     def next_deadline(self) -> int | None:
-        """The earliest deadline: a running step, a compensation, the end command, or
-        the expiry of a settled saga (for the timer)."""
+        """The earliest deadline of a running step, a compensation or the end command
+        (for the timer; a settled saga's expiry is ``expires_ms``, scanned less often)."""
         deadlines = [s.deadline_ms for s in self.steps if s.deadline_ms is not None]
         if self.end is not None and self.end.deadline_ms is not None:
             deadlines.append(self.end.deadline_ms)
-        if self.expires_ms is not None:
-            deadlines.append(self.expires_ms)
         return min(deadlines) if deadlines else None
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,12 +6,18 @@ next to its table entry. Step deadlines live in a second table (only sagas in fl
 a timer on each worker turns due deadlines of its own partitions into records on
 ``sagas.timeouts``, which the agent processes like any other input. Deadlines thus
 survive restarts and rebalances, and timeouts are serialised with the saga's events.
+
+A settled saga's expiry is in a third table, ``saga-expiries``: it holds every saga ended
+within the retention window (days of them), so it is scanned on a slower timer than the
+in-flight deadlines, whose table stays small. An expiry tick goes the same way; the
+agent then deletes the saga from all three tables (its events stay on sagas.events).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import orjson
 
@@ -58,6 +64,13 @@ SOURCES |= {settings.topic(f"{s}.events"): s for s in PARTICIPANTS}
 
 sagas = app.keyed_table("sagas")
 deadlines = app.keyed_table("saga-deadlines")
+expiries = app.keyed_table("saga-expiries")
+
+
+def expiry_scan_interval_s(retention_ms: int) -> float:
+    """A tenth of the window, within 0.5 s .. 60 s: a saga is deleted at most this long
+    after it expired, and the scan of days of settled sagas runs rarely."""
+    return min(60.0, max(0.5, retention_ms / 10_000))
 
 
 def parse(raw: bytes | None, source: str, topic: str, offset: int) -> Incoming:
@@ -104,17 +117,19 @@ async def orchestrate(delivery: Delivery) -> bool:
         # partition, so the tombstones go to that partition of the changelogs.
         sagas.pop(delivery.key, None)
         deadlines.pop(delivery.key, None)
+        expiries.pop(delivery.key, None)
         _ticked.pop(delivery.key, None)
         await app.hand_over_table_writes()
     elif reaction.record is not None and (reaction.changed or reaction.redelivered):
         # State first (a redelivery writes it again: the local store may be ahead of
         # the changelog after a crash), then what it implies.
         sagas[delivery.key] = reaction.record.to_dict()
-        deadline = reaction.record.state.next_deadline()
-        if deadline is None:
-            deadlines.pop(delivery.key, None)
-        else:
-            deadlines[delivery.key] = deadline
+        state = reaction.record.state
+        for table, due in ((deadlines, state.next_deadline()), (expiries, state.expires_ms)):
+            if due is None:
+                table.pop(delivery.key, None)
+            else:
+                table[delivery.key] = due
         await app.hand_over_table_writes()
     for topic, command in reaction.commands:
         await command_topics[settings.topic(topic)].send(
@@ -140,12 +155,13 @@ TERMINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaFailed"})
 _ticked: dict[bytes, int] = {}
 
 
-async def tick_due_sagas() -> None:
-    """Send a timeout record for every saga of this worker's partitions that is due."""
+async def _tick_due(table: Any) -> None:
+    """Send a timeout record for every saga of this worker's partitions in `table`
+    (saga key -> deadline) that is due."""
     if app.rebalancing:
         return
     now = int(time.time() * 1000)
-    due = [(key, deadline) for key, deadline in deadlines.items() if deadline <= now]
+    due = [(key, deadline) for key, deadline in table.items() if deadline <= now]
     for key, deadline in due:
         if _ticked.get(key) == deadline:
             continue
@@ -156,4 +172,16 @@ async def tick_due_sagas() -> None:
         _ticked.clear()
 
 
+# (no parameters: faust passes the app to a timer function that takes one)
+async def tick_due_sagas() -> None:
+    await _tick_due(deadlines)
+
+
+async def tick_expired_sagas() -> None:
+    await _tick_due(expiries)
+
+
 app.timer(TICK_INTERVAL_S, name="saga-deadlines")(tick_due_sagas)
+app.timer(expiry_scan_interval_s(settings.state_retention_ms), name="saga-expiries")(
+    tick_expired_sagas
+)

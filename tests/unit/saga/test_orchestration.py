@@ -158,3 +158,54 @@ def test_a_cancel_overtaking_its_retried_order_created_ends_the_saga_first() -> 
     late = saga.feed(ORDERS, "OrderCreated", "cmd-1", offset=4, **ORDER)  # the retry
     assert not late.changed and saga.record.state.state == "COMPENSATED"
     assert kinds(late) == []  # nothing awaited: the order was cancelled by its client
+
+
+def test_an_expired_saga_is_deleted_and_a_stray_tick_deletes_its_deadline() -> None:
+    machine = SagaMachine(order_fulfillment(step_timeout_ms=1000, retention_ms=5000))
+    record = None
+    offsets = iter(range(100))
+
+    def feed(source: str, kind: str, causation: str | None, at: int) -> Reaction:
+        nonlocal record
+        incoming = Incoming(
+            source, f"{source}.events", next(offsets), kind, f"ev-{kind}", causation, "c", ORDER
+        )
+        reaction = react(machine, "order-1", record, incoming, at)
+        record = reaction.record if not reaction.delete else None
+        return reaction
+
+    r = feed(ORDERS, "OrderCreated", "cmd-1", T0)
+    r = feed("inventory", "InventoryReservationFailed", r.commands[0][1].command_id, T0 + 1)
+    assert kinds(r) == ["CancelOrder"] and record is not None
+    assert record.state.next_deadline() == T0 + 1 + 10_000  # the CancelOrder's re-send
+    r = feed(ORDERS, "OrderCancelled", r.commands[0][1].command_id, T0 + 2)
+    assert record is not None and record.state.next_deadline() is None
+    assert record.state.expires_ms == T0 + 2 + 5000
+    assert view(record)["expiresAt"] is not None
+    assert not feed(TIMEOUTS, "Timeout", None, T0 + 4000).changed
+    gone = feed(TIMEOUTS, "Timeout", None, T0 + 5002)
+    assert gone.delete and gone.record is None and not gone.commands and not gone.events
+    again = feed(TIMEOUTS, "Timeout", None, T0 + 6000)  # a deadline left behind
+    assert again.delete and not again.changed
+    # other records for the expired saga are strays
+    assert react(
+        machine,
+        "order-1",
+        None,
+        Incoming("inventory", "inventory.events", 99, "InventoryReleased", "e", "x", None, {}),
+        T0,
+    ) == Reaction(None)
+
+
+def test_a_redelivery_resends_the_unconfirmed_end_command() -> None:
+    saga = Saga()
+    r = saga.feed(ORDERS, "OrderCreated", "cmd-1", **ORDER)
+    for answer in ("InventoryReserved", "PaymentProcessed", "ShipmentScheduled"):
+        r = saga.answer(r, answer)
+    done = saga.answer(r, "OrderConfirmed")
+    assert kinds(done) == ["CommitInventory"]
+    again = saga.feed(ORDERS, "OrderCreated", "cmd-1", offset=0, **ORDER)
+    assert kinds(again) == ["CommitInventory"]
+    assert again.commands[0][1].command_id == done.commands[0][1].command_id
+    saga.answer(done, "InventoryCommitted")
+    assert kinds(saga.feed(ORDERS, "OrderCreated", "cmd-1", offset=0, **ORDER)) == []
