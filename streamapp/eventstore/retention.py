@@ -24,12 +24,13 @@ from typing import Any
 #: Prefix of the expiry index's key family (beside e/ s/ h/ c/ or e/ r/).
 INDEX_PREFIX = b"x/"
 EXPIRY_WIDTH = 13  # epoch milliseconds up to the year 2286
+NEVER = 10**EXPIRY_WIDTH - 1
 
 
 def expiry_key(expires_at_ms: int, key: bytes) -> bytes:
     """An index entry (without INDEX_PREFIX): fixed-width time first, so byte order is
-    expiry order."""
-    return b"%0*d/" % (EXPIRY_WIDTH, expires_at_ms) + key
+    expiry order. A time beyond the width (an absurd window) is clamped to the last one."""
+    return b"%0*d/" % (EXPIRY_WIDTH, min(max(expires_at_ms, 0), NEVER)) + key
 
 
 def expiry_target(entry: bytes) -> bytes:

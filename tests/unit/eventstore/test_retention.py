@@ -40,6 +40,8 @@ def test_index_entries_sort_by_expiry_and_are_due_from_their_time_on() -> None:
     assert expiry_target(entry) == b"c/o/x" and expiry_time(entry) == T0
     assert entry >= due_stop(T0 - 1)  # not due a millisecond before
     assert entry < due_stop(T0)  # due at its time
+    huge = expiry_key(10**15, b"c/o/x")  # a window of millennia: clamped, still parseable
+    assert expiry_target(huge) == b"c/o/x" and expiry_time(huge) == 10**13 - 1
 
 
 def test_partition_keys_of_a_mapping_are_sorted_bounded_and_limited() -> None:
