@@ -82,7 +82,11 @@ def parse(raw: bytes | None, source: str, topic: str, offset: int) -> Incoming:
     if not isinstance(doc, dict):
         raise SchemaError("an event must be a JSON object")
     if source == TIMEOUTS:
-        return Incoming(source, topic, offset, "Timeout", str(doc.get("tickId")), None, None, {})
+        tick_id, deadline = doc.get("tickId"), doc.get("deadlineMs")
+        if not isinstance(tick_id, str) or not tick_id or type(deadline) is not int:
+            # Not one of our ticks: dead-lettered, never taken for a deadline.
+            raise SchemaError("a timeout tick needs a tickId string and a deadlineMs integer")
+        return Incoming(source, topic, offset, "Timeout", tick_id, None, None, {})
     event_type, event_id = doc.get("eventType"), doc.get("eventId")
     if not isinstance(event_type, str) or not isinstance(event_id, str):
         raise SchemaError("an event needs eventType and eventId strings")
