@@ -97,6 +97,10 @@ def test_500_orders_survive_kill9_of_the_orchestrator_twice_and_inventory_once(
     assert f"{ORDERS} sagas" in verify_stdout, verify_stdout
     assert system.get("orders", "/sagas?state=IN_FLIGHT")["sagas"] == []  # none stuck
     if system.env["STREAMAPP_INJECT_FAILURE_RATE"] != "0":  # the failures did happen
+        dead = {}
         for service in ("inventory", "payments", "shipping"):
             retried = read_topic(system.bootstrap, system.topic(f"{service}.commands.retry.1"))
             assert len(retried) > 10, service
+            dlq = system.topic(f"{service}.commands.dlq")
+            dead[service] = len(read_topic(system.bootstrap, dlq))
+        print(f"dead-lettered commands, healed by the sagas: {dead}")
