@@ -111,7 +111,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from streamapp.runner import run_system
 
-    return run_system(settings, Path(args.procfile).resolve(), args.workers)
+    procfile = Path(args.procfile).resolve()
+    if not procfile.is_file():
+        print(f"streamapp run: no Procfile at {procfile} (use --procfile)", file=sys.stderr)
+        return 2
+    return run_system(settings, procfile, args.workers)
 
 
 def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
