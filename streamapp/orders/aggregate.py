@@ -4,7 +4,6 @@ event into the state. Pure: no Faust, no I/O, no clock (timestamps come with eve
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from decimal import Decimal, InvalidOperation
