@@ -1,5 +1,4 @@
-"""Orders: the aggregate (pure), the command agent on the event store, the HTTP views."""
+"""Orders: the aggregate (pure), the command agent on the event store, the HTTP views.
 
-from streamapp.orders import agents, views
-
-__all__ = ["agents", "views"]
+faust's autodiscovery scans this package for agents and views; importing the package
+itself registers nothing, so pure modules (the aggregate) can be used from any service."""
