@@ -62,8 +62,9 @@ class Settings:
     )
     saga_compensation_timeout_ms: int = setting(
         10000,
-        "A compensation, ConfirmOrder or CommitInventory without confirmation this long is "
-        "sent again (same command id).",
+        "A compensation, ConfirmOrder, CommitInventory or the saga's CancelOrder without "
+        "confirmation this long is sent again (same command id); end commands and "
+        "ConfirmOrder then wait twice as long each time, up to 16x.",
     )
     saga_max_compensation_attempts: int = setting(
         5, "Compensation sends before a saga gives up as FAILED."
