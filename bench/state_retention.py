@@ -25,12 +25,12 @@ from typing import Any
 import orjson
 
 from streamapp.eventstore.store import EventStore
+from streamapp.inventory.rules import InventoryRules
 from streamapp.messages import Command
 from streamapp.orders.handler import OrderCommandHandler, SourceRecord, order_repository
-from streamapp.participants.handler import ParticipantHandler, Prefixed
-from streamapp.participants.inventory import InventoryRules
-from streamapp.participants.payments import PaymentRules
-from streamapp.participants.shipping import ShippingRules
+from streamapp.participant.handler import ParticipantHandler, Prefixed
+from streamapp.payments.rules import PaymentRules
+from streamapp.shipping.rules import ShippingRules
 
 T0 = 1_795_000_000_000
 EVERY_MS = 10  # 100 orders/s

@@ -32,9 +32,9 @@ faust_patches.apply()  # before any consumer exists: see the module for the bug
 #: service is its own Faust app (consumer group, tables, web server, Procfile entry).
 SERVICE_MODULES = {
     "orders": ["streamapp.web.health", "streamapp.probe", "streamapp.orders", "streamapp.saga"],
-    "inventory": ["streamapp.web.health", "streamapp.services.inventory"],
-    "payments": ["streamapp.web.health", "streamapp.services.payments"],
-    "shipping": ["streamapp.web.health", "streamapp.services.shipping"],
+    "inventory": ["streamapp.web.health", "streamapp.inventory"],
+    "payments": ["streamapp.web.health", "streamapp.payments"],
+    "shipping": ["streamapp.web.health", "streamapp.shipping"],
 }
 
 _ACKS = {"0": 0, "1": 1, "all": -1}

@@ -1,7 +1,7 @@
 """The order command agent: orders.commands -> event store -> orders.events + replies.
 
 It also expires command outcomes older than ``state_retention_ms``: housekeeping ticks
-(services.housekeeping) reach it on each partition's ``.retry.due`` so that the
+(resilience.housekeeping) reach it on each partition's ``.retry.due`` so that the
 deletions are made while processing a record of the outcomes' own partition.
 """
 
@@ -19,7 +19,7 @@ from streamapp.messages import Command, Reply
 from streamapp.orders.aggregate import COMMAND_TYPES
 from streamapp.orders.handler import OrderCommandHandler, SourceRecord, order_repository
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
-from streamapp.services.housekeeping import Housekeeping
+from streamapp.resilience.housekeeping import Housekeeping
 
 AGENT = "orders"
 

@@ -2,8 +2,6 @@
 
 Operators (``streamapp probe``) and tests use it to prove the whole path works on a
 deployment: produce -> agent -> RocksDB table + changelog -> web view on any worker.
+model.py is the pure core; agents.py and views.py the Faust shell, found by faust's
+autodiscovery: importing the package itself registers nothing.
 """
-
-from streamapp.probe import agents, views
-
-__all__ = ["agents", "views"]

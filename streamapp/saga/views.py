@@ -13,9 +13,9 @@ import aiohttp
 from faust.web import Request, View
 
 from streamapp.app import app
+from streamapp.saga.agents import sagas
 from streamapp.saga.machine import COMPENSATED, COMPENSATING, COMPLETED, EXECUTING, FAILED, STARTED
 from streamapp.saga.orchestration import SagaRecord, summary, view
-from streamapp.saga.orchestrator import sagas
 from streamapp.web.errors import json_error
 from streamapp.web.readiness import when_ready
 

@@ -1,9 +1,9 @@
 """One agent shape for every participant: command -> rules -> answer event.
 
-The pure part (dedupe, rules, answer) is :class:`~streamapp.participants.handler.
+The pure part (dedupe, rules, answer) is :class:`~streamapp.participant.handler.
 ParticipantHandler`; this module wires it to the service's topics and tables, and runs
 the handler's expiry of answers older than ``state_retention_ms`` on housekeeping ticks
-(services.housekeeping), inside the agent, per partition.
+(resilience.housekeeping), inside the agent, per partition.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import orjson
 
 from streamapp.eventstore.retention import INDEX_PREFIX, due_entries
 from streamapp.messages import Command, derived_id
-from streamapp.participants.handler import ParticipantHandler, Prefixed, Rules, reading
+from streamapp.participant.handler import ParticipantHandler, Prefixed, Rules, reading
+from streamapp.participant.topics import commands_topic, events_topic
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
+from streamapp.resilience.housekeeping import Housekeeping
 from streamapp.resilience.injection import FailureInjection
-from streamapp.services.housekeeping import Housekeeping
-from streamapp.services.topics import commands_topic, events_topic
 
 
 class ParticipantService:

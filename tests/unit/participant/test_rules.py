@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamapp.participants import inventory, payments, shipping
-from streamapp.participants.inventory import ReservationFailed, StockLevel
+from streamapp.inventory import rules as inventory
+from streamapp.inventory.rules import ReservationFailed, StockLevel
+from streamapp.payments import rules as payments
+from streamapp.shipping import rules as shipping
 
 LEVELS = {"A": StockLevel("A", 5), "B": StockLevel("B", 1)}
 

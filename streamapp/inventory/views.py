@@ -1,8 +1,4 @@
-"""The inventory service: stock per sku, all-or-nothing reservations per saga.
-
-Routes: GET /inventory, GET /inventory/{sku}. The stock is seeded from config/seeds.toml
-when a worker starts (see ParticipantService.send_seed).
-"""
+"""The inventory service's routes: GET /inventory, GET /inventory/{sku}."""
 
 from __future__ import annotations
 
@@ -11,27 +7,10 @@ from typing import Any
 from faust.web import Request, View
 
 from streamapp.app import app
-from streamapp.participants.inventory import InventoryRules, stock_key
-from streamapp.seeds import load_seeds
-from streamapp.services.participant import ParticipantService
+from streamapp.inventory.agents import LISTING_KEY, seeds, service, stock
+from streamapp.inventory.rules import stock_key
 from streamapp.web.errors import json_error
 from streamapp.web.readiness import when_ready
-
-service = ParticipantService(app, InventoryRules())
-stock = service.table
-
-#: Every request for the whole stock goes to the owner of its (single) partition.
-#: What this worker started from (read once: seeds change with a restart).
-seeds = load_seeds(app.settings.seeds_file)
-
-LISTING_KEY = "inventory"
-
-
-async def seed_stock() -> None:
-    await service.send_seed("SeedInventory", {"stock": seeds.stock})
-
-
-app.task(seed_stock)  # every worker seeds at start; only a changed seed applies
 
 
 @app.page("/inventory")

@@ -7,7 +7,7 @@ from typing import Any
 
 from streamapp.errors import UnknownCommand
 from streamapp.messages import Command, derived_id
-from streamapp.participants.handler import Reaction, Tables
+from streamapp.participant.handler import Reaction, Tables
 
 SCHEDULED, CANCELLED = "SCHEDULED", "CANCELLED"
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from streamapp.errors import SchemaError, UnknownCommand
+from streamapp.inventory.rules import InventoryRules
 from streamapp.messages import Command
-from streamapp.participants.handler import ParticipantHandler, Prefixed, answer_key, unwrap
-from streamapp.participants.inventory import InventoryRules
-from streamapp.participants.payments import PaymentRules
-from streamapp.participants.shipping import ShippingRules
+from streamapp.participant.handler import ParticipantHandler, Prefixed, answer_key, unwrap
+from streamapp.payments.rules import PaymentRules
+from streamapp.shipping.rules import ShippingRules
 
 
 class Recording(dict[bytes, Any]):

@@ -1,7 +1,4 @@
-"""The shipping service: shipments only to the configured countries.
-
-Routes: GET /shipping/countries, GET /shipping/shipments/{orderId}.
-"""
+"""The shipping service's routes: GET /shipping/countries, GET /shipping/shipments/{orderId}."""
 
 from __future__ import annotations
 
@@ -10,15 +7,10 @@ from typing import Any
 from faust.web import Request, View
 
 from streamapp.app import app
-from streamapp.participants.shipping import ShippingRules, shipment_key
-from streamapp.seeds import load_seeds
-from streamapp.services.participant import ParticipantService
+from streamapp.shipping.agents import countries, service, state
+from streamapp.shipping.rules import shipment_key
 from streamapp.web.errors import json_error
 from streamapp.web.readiness import when_ready
-
-countries = load_seeds(app.settings.seeds_file).countries
-service = ParticipantService(app, ShippingRules(countries))
-state = service.table
 
 
 @app.page("/shipping/countries")

@@ -14,7 +14,7 @@ from typing import Any
 
 from streamapp.errors import SchemaError, UnknownCommand
 from streamapp.messages import Command
-from streamapp.participants.handler import Reaction, Tables
+from streamapp.participant.handler import Reaction, Tables
 
 RESERVED, RELEASED, COMMITTED = "RESERVED", "RELEASED", "COMMITTED"
 

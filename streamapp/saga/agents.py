@@ -25,11 +25,11 @@ from streamapp.app import app
 from streamapp.errors import SchemaError
 from streamapp.messages import new_id
 from streamapp.orders.agents import commands_topic as orders_commands
+from streamapp.participant.topics import PARTICIPANTS, commands_topic, events_topic
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.saga.definition import order_fulfillment
 from streamapp.saga.machine import SagaMachine
 from streamapp.saga.orchestration import ORDERS, TIMEOUTS, Incoming, SagaRecord, react
-from streamapp.services.topics import PARTICIPANTS, commands_topic, events_topic
 
 log = logging.getLogger(__name__)
 

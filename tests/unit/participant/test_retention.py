@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from streamapp.eventstore.retention import due_stop, partition_keys
+from streamapp.inventory.rules import InventoryRules, reservation_key
 from streamapp.messages import Command
-from streamapp.participants.handler import (
+from streamapp.participant.handler import (
     BY,
     ParticipantHandler,
     answer_key,
     reading,
     unwrap,
 )
-from streamapp.participants.inventory import InventoryRules, reservation_key
-from streamapp.participants.payments import PaymentRules, payment_key
+from streamapp.payments.rules import PaymentRules, payment_key
 
 WINDOW = 3_000
 T0 = 1_795_000_000_000

@@ -1,8 +1,4 @@
-"""The payment service: customer accounts with credit limits, one charge per saga.
-
-Routes: GET /payments/accounts, GET /payments/accounts/{customerId}. Accounts are
-seeded from config/seeds.toml when a worker starts.
-"""
+"""The payment service's routes: GET /payments/accounts, GET /payments/accounts/{customerId}."""
 
 from __future__ import annotations
 
@@ -11,27 +7,10 @@ from typing import Any
 from faust.web import Request, View
 
 from streamapp.app import app
-from streamapp.participants.payments import PaymentRules, account_key
-from streamapp.seeds import load_seeds
-from streamapp.services.participant import ParticipantService
+from streamapp.payments.agents import LISTING_KEY, accounts, seeds, service
+from streamapp.payments.rules import account_key
 from streamapp.web.errors import json_error
 from streamapp.web.readiness import when_ready
-
-service = ParticipantService(app, PaymentRules())
-accounts = service.table
-
-#: What this worker started from (read once: seeds change with a restart).
-seeds = load_seeds(app.settings.seeds_file)
-
-LISTING_KEY = "accounts"
-
-
-async def seed_accounts() -> None:
-    limits = {customer: str(limit) for customer, limit in seeds.credit_limits.items()}
-    await service.send_seed("SeedAccounts", {"limits": limits})
-
-
-app.task(seed_accounts)  # every worker seeds at start; only a changed seed applies
 
 
 @app.page("/payments/accounts")

@@ -1,0 +1,5 @@
+"""Payments: customer accounts with credit limits, one charge per saga.
+
+rules.py is the pure core; agents.py (agent, table, seeding) and views.py (routes) are the
+Faust shell. faust's autodiscovery scans this package; importing the package itself
+registers nothing."""

@@ -1,1 +1,0 @@
-"""Faust plumbing of the saga's participant services (one Faust app each)."""
