@@ -12,8 +12,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streamapp.kafka.broker import LocalBroker
 from streamapp.kafka.topics import admin_client
+from streamapp.local.broker import LocalBroker
 from streamapp.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

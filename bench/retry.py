@@ -27,9 +27,9 @@ from typing import Any
 import orjson
 
 from bench.common import delete_topics_starting, kafka, save
-from streamapp.loadgen import percentile
 from streamapp.messages import Command, new_id
 from streamapp.resilience.headers import Origin, header, retry_headers
+from streamapp.tools.loadgen import percentile
 from tests.integration.kafka_io import read_topic, send_records
 from tests.integration.support import wait_for
 from tests.integration.system import System

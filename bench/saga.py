@@ -3,7 +3,7 @@
 All four services run as real worker processes (one each) on the local broker, on this
 machine, next to the broker and the load generator.
 
-(A) Throughput: a backlog of happy orders is sent at once (streamapp.loadgen); the
+(A) Throughput: a backlog of happy orders is sent at once (streamapp.tools.loadgen); the
     sustained rate is the drain rate, completed sagas / (last SagaCompleted - first
     send). (Completions come in a burst near the end, because every stage works
     through the whole backlog before the next one's input is complete, so a rate over
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import delete_topics_starting, kafka, save
-from streamapp.loadgen import await_outcomes, parse_mix, percentile, plan_orders, send_orders
 from streamapp.seeds import load_seeds
 from streamapp.settings import load_settings
+from streamapp.tools.loadgen import await_outcomes, parse_mix, percentile, plan_orders, send_orders
 from tests.integration.system import System
 
 

@@ -7,15 +7,10 @@ import asyncio
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 
-import orjson
-
-from streamapp.kafka.broker import BrokerError, LocalBroker
 from streamapp.kafka.topics import describe_topics, ensure_topics
+from streamapp.local.broker import BrokerError, LocalBroker
 from streamapp.settings import Settings, SettingsError, describe_settings, load_settings
 
 
@@ -109,7 +104,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from streamapp.runner import run_system
+    from streamapp.local.runner import run_system
 
     procfile = Path(args.procfile).resolve()
     if not procfile.is_file():
@@ -120,38 +115,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
     """Send one probe and wait until a worker's view shows it: the whole path works."""
-    from aiokafka import AIOKafkaProducer
+    from streamapp.tools.probe import probe
 
-    from streamapp.probe.model import encode_probe
-
-    probe_id = str(uuid.uuid4())
-    topic = settings.topic("streamapp.probes")
-
-    async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
-        await producer.start()
-        try:
-            await producer.send_and_wait(topic, encode_probe(probe_id), key=args.key.encode())
-        finally:
-            await producer.stop()
-
-    started = time.monotonic()
-    asyncio.run(send())
-    url = f"{args.url or f'http://{settings.web_host}:{settings.web_port}'}/probes/{args.key}"
-    while time.monotonic() - started < args.timeout:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if orjson.loads(response.read()).get("lastProbeId") == probe_id:
-                    print(
-                        f"probe {probe_id} seen via {url} after "
-                        f"{(time.monotonic() - started) * 1000:.0f} ms"
-                    )
-                    return 0
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    print(f"probe {probe_id} not seen via {url} within {args.timeout:.0f} s", file=sys.stderr)
-    return 1
+    return probe(settings, args.key, args.url, args.timeout)
 
 
 def _dlq_topics(settings: Settings, names: list[str]) -> list[str]:
@@ -165,7 +131,7 @@ def _dlq_topics(settings: Settings, names: list[str]) -> list[str]:
 
 def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
     """list | show | replay | purge the dead letters of the app's topics."""
-    from streamapp.resilience import dlq
+    from streamapp.tools import dlq
 
     topics = _dlq_topics(settings, [args.topic] if args.topic else [])
     if args.action != "list" and len(topics) != 1:
@@ -228,7 +194,7 @@ def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     """Check the contract's invariants from the topics and views; exit 0 when they hold."""
-    from streamapp.verify import INVARIANTS, run
+    from streamapp.tools.verify import INVARIANTS, run
 
     report = run(
         settings,
@@ -254,7 +220,7 @@ def cmd_loadgen(settings: Settings, args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
     from streamapp.kafka.topics import TopicError
-    from streamapp.loadgen import LoadgenError, generate
+    from streamapp.tools.loadgen import LoadgenError, generate
 
     try:
         return asyncio.run(
@@ -280,7 +246,7 @@ def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from streamapp.loadgen import DEFAULT_MIX
+    from streamapp.tools.loadgen import DEFAULT_MIX
 
     parser = argparse.ArgumentParser(prog="streamapp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

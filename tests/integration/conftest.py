@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.kafka.broker import LocalBroker
+from streamapp.local.broker import LocalBroker
 from streamapp.settings import load_settings
 from tests.integration.support import ROOT, Worker, free_port, unique_id
 

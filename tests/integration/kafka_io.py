@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from streamapp.kafka.records import read_all
 from streamapp.messages import Command
+from streamapp.tools.records import read_all
 
 Record = tuple[bytes | None, bytes] | tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 

@@ -32,10 +32,10 @@ from typing import Any
 import orjson
 from aiokafka.errors import KafkaError
 
-from streamapp.kafka.records import read_all
 from streamapp.kafka.topics import TopicError
 from streamapp.seeds import load_seeds
 from streamapp.settings import Settings
+from streamapp.tools.records import read_all
 
 INVARIANTS = (1, 2, 3, 4)
 #: How long one HTTP view may take to answer.

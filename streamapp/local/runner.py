@@ -14,8 +14,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from streamapp.kafka.broker import LocalBroker
 from streamapp.kafka.topics import ensure_topics
+from streamapp.local.broker import LocalBroker
 from streamapp.settings import SERVICE_PORT_STEP, SERVICES, Settings
 
 READY_TIMEOUT_S = 180.0

@@ -11,7 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamapp.cli import build_parser
-from streamapp.loadgen import (
+from streamapp.messages import Command
+from streamapp.orders.aggregate import decide
+from streamapp.seeds import Seeds, load_seeds
+from streamapp.tools.loadgen import (
     CANCEL,
     COUNTRY,
     CREDIT,
@@ -30,9 +33,6 @@ from streamapp.loadgen import (
     summarize,
     terminal_outcome,
 )
-from streamapp.messages import Command
-from streamapp.orders.aggregate import decide
-from streamapp.seeds import Seeds, load_seeds
 
 SEEDS = Seeds(
     stock={"AMPLE-1": 5000, "AMPLE-2": 1000, "FEW": 999, "NONE": 0},
@@ -212,7 +212,7 @@ def test_seeds_that_cannot_serve_the_plan_are_refused(seeds: Seeds, mix: str, me
 
 
 def test_the_configured_seeds_serve_every_kind() -> None:
-    seeds = load_seeds(Path(__file__).parents[2] / "config" / "seeds.toml")
+    seeds = load_seeds(Path(__file__).parents[3] / "config" / "seeds.toml")
     plan = plan_orders(100, EVEN, seeds, seed=0, run_id="r")
     assert {o.kind for o in plan} == set(KINDS)
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from streamapp.resilience.dlq import DeadLetter, replay_record, select
 from streamapp.resilience.headers import Origin, dlq_headers
+from streamapp.tools.dlq import DeadLetter, replay_record, select
 
 TRACE = [("traceparent", b"00-1-01")]
 

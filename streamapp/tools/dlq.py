@@ -15,9 +15,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin.records_to_delete import RecordsToDelete
 
-from streamapp.kafka.records import read_all
 from streamapp.kafka.topics import admin_client
 from streamapp.resilience import headers as h
+from streamapp.tools.records import read_all
 
 DLQ_SUFFIX = ".dlq"
 

@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
-from streamapp import verify as verify_module
 from streamapp.kafka.topics import TopicError
 from streamapp.settings import Settings
-from streamapp.verify import (
+from streamapp.tools import verify as verify_module
+from streamapp.tools.verify import (
     Report,
     ViewError,
     check_inventory,

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.kafka import broker as broker_module
-from streamapp.kafka.broker import (
+from streamapp.local import broker as broker_module
+from streamapp.local.broker import (
     BrokerError,
     LocalBroker,
     ToolMissing,
