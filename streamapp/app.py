@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any, cast
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import TopicT
 
+from streamapp import topics
 from streamapp.health import ReadinessInputs, readiness
 from streamapp.kafka import faust_patches
-from streamapp.kafka.topics import COMPACT, TopicSpec, ensure_topics, merge_specs
+from streamapp.kafka.topics import ensure_topics, merge_specs
 from streamapp.metrics import AppMetrics
 from streamapp.resilience.relay import RetryRelay
 from streamapp.settings import Settings, load_settings
+from streamapp.topics import TopicSpec
 from streamapp.web.errors import web_application_options
 
 log = logging.getLogger(__name__)
@@ -38,9 +40,6 @@ SERVICE_MODULES = {
 }
 
 _ACKS = {"0": 0, "1": 1, "all": -1}
-
-#: The largest record any streamapp topic accepts (``max.message.bytes``).
-MAX_RECORD_BYTES = 4 * 1024 * 1024
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -85,7 +84,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": min(3.0, settings.consumer_session_timeout_ms / 3000.0),
         "broker_commit_interval": settings.consumer_commit_interval_ms / 1000.0,
         # Large enough to dead-letter the largest record a topic accepts (4 MiB commands).
-        "producer_max_request_size": MAX_RECORD_BYTES + 64 * 1024,
+        "producer_max_request_size": topics.MAX_RECORD_BYTES + 64 * 1024,
     }
 
 
@@ -96,7 +95,6 @@ class StreamApp(faust.App):
         self.settings = settings
         self.metrics = AppMetrics()
         self.declared_topics: list[TopicSpec] = []
-        self._dead_letter_topics: dict[str, Any] = {}
         self._assignment_received = False
         self._ready_checks: dict[str, Callable[[], bool]] = {}
         super().__init__(settings.service_app_id, **{**faust_options(settings), **overrides})
@@ -119,33 +117,29 @@ class StreamApp(faust.App):
     # -- topics ------------------------------------------------------------------------
     def contract_topic(
         self,
-        name: str,
+        topic: topics.Topic,
         *,
         value_type: Any = None,
         key_type: Any = None,
-        compacted: bool = False,
-        partitions: int | None = None,
         value_serializer: str = "raw",
-        config: Mapping[str, str] | None = None,
-        dead_letters: bool = False,
-    ) -> Any:
-        """A faust topic for a contract topic name (prefix applied), declared for creation.
+    ) -> TopicT:
+        """A faust topic for a catalogued contract topic (prefix applied), declared for
+        creation with the partitions and config the catalogue gives it.
 
         Values default to raw bytes: agents decode them themselves, so a poison record
         is the agent's to dead-letter instead of faust's to drop. A consumed topic gets
-        its retry topics and DLQ from its ResilientConsumer; ``dead_letters`` declares
-        ``<topic>.dlq`` for a topic another app consumes, so this app lists it too.
+        its retry topics and DLQ from its ResilientConsumer; a topic catalogued with
+        ``dead_letters`` declares its DLQ here too, so an app that only sends to it lists
+        it as well.
         """
-        spec = TopicSpec(
-            name=self.settings.topic(name),
-            partitions=partitions or self.settings.partitions,
-            replication_factor=self.settings.replication_factor,
-            config={**(COMPACT if compacted else {}), **(config or {})},
+        spec = topic.spec(
+            self.settings.topic(topic.name),
+            self.settings.partitions,
+            self.settings.replication_factor,
         )
         self.declared_topics.append(spec)
-        if dead_letters:  # same partitions and size limit: any record fits in its DLQ
-            dlq_config = {k: v for k, v in spec.config.items() if k != "cleanup.policy"}
-            self.declared_topics.append(replace(spec, name=f"{spec.name}.dlq", config=dlq_config))
+        if topic.dead_letters:
+            self.declared_topics.append(topics.dlq_spec(spec))
         return self.topic(
             spec.name,
             key_type=key_type,
@@ -158,33 +152,23 @@ class StreamApp(faust.App):
         )
 
     def declare_retry_topics(self, topic_name: str, attempts: int) -> None:
-        """``<topic>.retry.1..attempts``, ``<topic>.retry.due`` and ``<topic>.dlq`` for a
-        declared topic an agent consumes: same partitions and size limit as the topic."""
+        """The retry, due and dead-letter topics of a declared topic an agent consumes."""
         spec = next(s for s in self.declared_topics if s.name == topic_name)
-        config = {k: v for k, v in spec.config.items() if k != "cleanup.policy"}
-        names = [f"{topic_name}.retry.{n}" for n in range(1, attempts + 1)]
-        names += [f"{topic_name}.retry.due", f"{topic_name}.dlq"]
-        self.declared_topics.extend(replace(spec, name=name, config=config) for name in names)
+        self.declared_topics.extend(topics.retry_specs(spec, attempts))
 
     def waiting_retry_topics(self) -> list[str]:
         """The ``<topic>.retry.<n>`` topics of this app (what the retry relay reads)."""
-        return sorted(
-            {
-                s.name
-                for s in self.declared_topics
-                if s.name.rpartition(".retry.")[2].isdigit() and ".retry." in s.name
-            }
+        return sorted({s.name for s in self.declared_topics if topics.is_waiting_retry(s.name)})
+
+    def raw_topic(self, name: str) -> TopicT:
+        """A faust topic by full name with raw bytes keys and values (not declared)."""
+        return self.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
 
-    def dead_letter_topic(self, topic_name: str) -> Any:
-        """The ``<topic>.dlq`` of one of this app's topics (declared with it)."""
-        return self.topic(
-            f"{topic_name}.dlq",
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+    def dead_letter_topic(self, topic_name: str) -> TopicT:
+        """The DLQ of one of this app's topics (declared with it)."""
+        return self.raw_topic(topics.dlq_topic(topic_name))
 
     def keyed_table(
         self,
@@ -220,10 +204,10 @@ class StreamApp(faust.App):
                     name=table.changelog_topic.get_topic_name(),
                     partitions=table.partitions or self.settings.partitions,
                     replication_factor=replication,
-                    config=COMPACT,
+                    config=topics.COMPACT,
                 )
             )
-        specs.append(TopicSpec(f"{self.conf.id}-__assignor-__leader", 1, replication))
+        specs.append(TopicSpec(topics.leader_topic(self.conf.id), 1, replication))
         return merge_specs(specs)
 
     async def on_first_start(self) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from streamapp.kafka.topics import describe_topics, ensure_topics
 from streamapp.local.broker import BrokerError, LocalBroker
 from streamapp.settings import Settings, SettingsError, describe_settings, load_settings
+from streamapp.topics import dlq_topic, is_dlq
 
 
 def _broker(settings: Settings) -> LocalBroker:
@@ -123,10 +124,10 @@ def cmd_probe(settings: Settings, args: argparse.Namespace) -> int:
 def _dlq_topics(settings: Settings, names: list[str]) -> list[str]:
     """DLQ topic names for the given source topics (default: every one the app has)."""
     if names:
-        return [f"{settings.topic(n).removesuffix('.dlq')}.dlq" for n in names]
+        return [dlq_topic(settings.topic(n)) for n in names]
     from streamapp.app import app
 
-    return [s.name for s in app.topic_specs() if s.name.endswith(".dlq")]
+    return [s.name for s in app.topic_specs() if is_dlq(s.name)]
 
 
 def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:

@@ -16,25 +16,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from streamapp.topics import TopicSpec as TopicSpec
+
 log = logging.getLogger(__name__)
 
-COMPACT = {"cleanup.policy": "compact"}
 LEADER_TIMEOUT_S = 30.0
 SHOWN_CONFIGS = ("cleanup.policy", "retention.ms", "min.insync.replicas", "max.message.bytes")
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic as streamapp wants it: name, partitions, replication and config."""
-
-    name: str
-    partitions: int
-    replication_factor: int
-    config: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def compacted(self) -> bool:
-        return "compact" in self.config.get("cleanup.policy", "")
 
 
 @dataclass(frozen=True)

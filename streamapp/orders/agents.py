@@ -11,7 +11,8 @@ import time
 
 import orjson
 
-from streamapp.app import MAX_RECORD_BYTES, app
+from streamapp import topics
+from streamapp.app import app
 from streamapp.errors import SchemaError, UnknownCommand
 from streamapp.eventstore.retention import due_entries
 from streamapp.eventstore.store import EventStore
@@ -23,16 +24,9 @@ from streamapp.resilience.housekeeping import Housekeeping
 
 AGENT = "orders"
 
-commands_topic = app.contract_topic(
-    "orders.commands",
-    key_type=bytes,
-    value_type=bytes,
-    # An oversized command reaches the worker, which rejects it with a reply, instead of
-    # the client failing with MessageSizeTooLarge.
-    config={"max.message.bytes": str(MAX_RECORD_BYTES)},
-)
-replies_topic = app.contract_topic("orders.replies", key_type=bytes, value_type=bytes)
-events_topic = app.contract_topic("orders.events", key_type=bytes, value_type=bytes)
+commands_topic = app.contract_topic(topics.ORDERS_COMMANDS, key_type=bytes, value_type=bytes)
+replies_topic = app.contract_topic(topics.ORDERS_REPLIES, key_type=bytes, value_type=bytes)
+events_topic = app.contract_topic(topics.ORDERS_EVENTS, key_type=bytes, value_type=bytes)
 
 #: The event store: events, heads, snapshots and command outcomes in one table.
 eventstore_table = app.keyed_table("eventstore")

@@ -12,6 +12,7 @@ from typing import Any, cast
 import orjson
 from faust.web import Request, View
 
+from streamapp import topics
 from streamapp.app import app
 from streamapp.errors import CommandRejected, SchemaError
 from streamapp.messages import Command, Reply, check_id, derived_id, new_id
@@ -29,7 +30,7 @@ REJECTION_STATUS = {
     "UnknownCommand": 422,
 }
 
-reply_waiter = ReplyWaiter(app.settings.bootstrap, app.settings.topic("orders.replies"))
+reply_waiter = ReplyWaiter(app.settings.bootstrap, app.settings.topic(topics.ORDERS_REPLIES.name))
 # faust starts instances too (App._prepare_subservice), though its annotation says class.
 app.service(cast(Any, reply_waiter))
 app.require_for_readiness("reply consumer starting", reply_waiter.positioned.is_set)

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
+from streamapp import topics
 from streamapp.eventstore.retention import INDEX_PREFIX, due_entries
 from streamapp.messages import Command, derived_id
 from streamapp.participant.handler import ParticipantHandler, Prefixed, Rules, reading
-from streamapp.participant.topics import commands_topic, events_topic
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.resilience.housekeeping import Housekeeping
 from streamapp.resilience.injection import FailureInjection
@@ -29,8 +29,12 @@ class ParticipantService:
     def __init__(self, app: Any, rules: Rules) -> None:
         self.app = app
         self.name = rules.service
-        self.commands = commands_topic(app, self.name)
-        self.events = events_topic(app, self.name)
+        self.commands = app.contract_topic(
+            topics.participant_commands(self.name), key_type=bytes, value_type=bytes
+        )
+        self.events = app.contract_topic(
+            topics.participant_events(self.name), key_type=bytes, value_type=bytes
+        )
         # One table, so that a command's writes reach one changelog partition in order
         # (see participants.handler): entities and records are two key spaces of it.
         self.table = app.keyed_table(f"{self.name}-state", partitions=self.commands.partitions)

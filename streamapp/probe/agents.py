@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streamapp import topics
 from streamapp.app import app
 from streamapp.messages import iso_utc
 from streamapp.probe.model import InvalidProbe, parse_probe, record_probe
@@ -10,7 +11,7 @@ from streamapp.resilience.policy import ErrorClassifier
 
 AGENT = "probe"
 
-probes_topic = app.contract_topic("streamapp.probes", key_type=bytes, value_type=bytes)
+probes_topic = app.contract_topic(topics.PROBES, key_type=bytes, value_type=bytes)
 probes_table = app.keyed_table("probes")
 
 

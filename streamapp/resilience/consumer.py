@@ -35,11 +35,9 @@ from streamapp.resilience.headers import (
     retry_headers,
 )
 from streamapp.resilience.policy import ErrorClassifier, RetryPolicy, error_type
+from streamapp.topics import due_topic, is_due, main_topic, retry_topic
 
 log = logging.getLogger(__name__)
-
-RETRY_INFIX = ".retry."
-DUE_SUFFIX = ".retry.due"
 
 
 class ProcessingTimeout(Exception):
@@ -48,22 +46,6 @@ class ProcessingTimeout(Exception):
 
 class TransientFailure(Exception):
     """A failure worth retrying (e.g. injected by the participants' failure setting)."""
-
-
-def retry_topic(topic: str, attempt: int) -> str:
-    return f"{topic}{RETRY_INFIX}{attempt}"
-
-
-def due_topic(topic: str) -> str:
-    return f"{topic}{DUE_SUFFIX}"
-
-
-def main_topic(topic: str) -> str:
-    """The topic a record was first consumed from, for any of its retry topics."""
-    if topic.endswith(DUE_SUFFIX):
-        return topic[: -len(DUE_SUFFIX)]
-    head, sep, tail = topic.rpartition(RETRY_INFIX)
-    return head if sep and tail.isdigit() else topic
 
 
 @dataclass(frozen=True)
@@ -86,7 +68,7 @@ class Delivery:
         message = event.message
         headers = record_headers(message.headers)
         here = Origin(message.topic, message.partition, message.offset)
-        retried = message.topic.endswith(DUE_SUFFIX)
+        retried = is_due(message.topic)
         return cls(
             event.key,
             event.value,
@@ -159,7 +141,7 @@ class ResilientConsumer:
         started = time.perf_counter()
         delivery = Delivery.of(event)
         metrics = self.app.metrics
-        if delivery.topic.endswith(DUE_SUFFIX):
+        if is_due(delivery.topic):
             due = retry_after(delivery.headers)
             if due is not None:
                 late = max(0.0, time.time() - due / 1000.0)

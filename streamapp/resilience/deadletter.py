@@ -17,8 +17,6 @@ from streamapp.resilience.policy import error_type
 
 log = logging.getLogger(__name__)
 
-DLQ_SUFFIX = ".dlq"
-
 
 def record_headers(raw: Any) -> list[tuple[str, bytes]]:
     """faust gives headers as a list of pairs or a mapping; normalise to pairs."""

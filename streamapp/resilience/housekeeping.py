@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from streamapp.resilience.consumer import DUE_SUFFIX, Delivery, due_topic
+from streamapp.resilience.consumer import Delivery
 from streamapp.resilience.headers import header
+from streamapp.topics import due_topic, is_due
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def tick_interval_s(retention_ms: int) -> float:
 
 
 def is_tick(delivery: Delivery) -> bool:
-    return delivery.topic.endswith(DUE_SUFFIX) and header(delivery.headers, TICK_HEADER) is not None
+    return is_due(delivery.topic) and header(delivery.headers, TICK_HEADER) is not None
 
 
 #: expire(partition, limit) -> keys removed (called inside the agent).

@@ -22,8 +22,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
-from streamapp.resilience.consumer import due_topic, main_topic
 from streamapp.resilience.headers import retry_after
+from streamapp.topics import due_topic, main_topic
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import orjson
 
+from streamapp import topics
 from streamapp.app import app
 from streamapp.errors import SchemaError
 from streamapp.messages import new_id
 from streamapp.orders.agents import commands_topic as orders_commands
-from streamapp.participant.topics import PARTICIPANTS, commands_topic, events_topic
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.saga.definition import order_fulfillment
 from streamapp.saga.machine import SagaMachine
@@ -46,21 +46,27 @@ machine = SagaMachine(
     )
 )
 
-orders_events = app.contract_topic("orders.events", key_type=bytes, value_type=bytes)
-participant_events = {s: events_topic(app, s) for s in PARTICIPANTS}
-timeouts_topic = app.contract_topic(
-    "sagas.timeouts",
-    key_type=bytes,
-    value_type=bytes,
-    config={"retention.ms": str(24 * 3600 * 1000)},
-)
-sagas_events = app.contract_topic("sagas.events", key_type=bytes, value_type=bytes)
-command_topics = {settings.topic(f"{s}.commands"): commands_topic(app, s) for s in PARTICIPANTS}
-command_topics[settings.topic("orders.commands")] = orders_commands
+orders_events = app.contract_topic(topics.ORDERS_EVENTS, key_type=bytes, value_type=bytes)
+participant_events = {
+    s: app.contract_topic(topics.participant_events(s), key_type=bytes, value_type=bytes)
+    for s in topics.PARTICIPANTS
+}
+timeouts_topic = app.contract_topic(topics.SAGAS_TIMEOUTS, key_type=bytes, value_type=bytes)
+sagas_events = app.contract_topic(topics.SAGAS_EVENTS, key_type=bytes, value_type=bytes)
+command_topics = {
+    settings.topic(topics.participant_commands(s).name): app.contract_topic(
+        topics.participant_commands(s), key_type=bytes, value_type=bytes
+    )
+    for s in topics.PARTICIPANTS
+}
+command_topics[settings.topic(topics.ORDERS_COMMANDS.name)] = orders_commands
 
 #: topic name -> source kind (what react() needs to know about an input).
-SOURCES = {settings.topic("orders.events"): ORDERS, settings.topic("sagas.timeouts"): TIMEOUTS}
-SOURCES |= {settings.topic(f"{s}.events"): s for s in PARTICIPANTS}
+SOURCES = {
+    settings.topic(topics.ORDERS_EVENTS.name): ORDERS,
+    settings.topic(topics.SAGAS_TIMEOUTS.name): TIMEOUTS,
+}
+SOURCES |= {settings.topic(topics.participant_events(s).name): s for s in topics.PARTICIPANTS}
 
 sagas = app.keyed_table("sagas")
 deadlines = app.keyed_table("saga-deadlines")

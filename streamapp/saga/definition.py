@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streamapp import topics
+
 
 @dataclass(frozen=True)
 class Compensation:
@@ -125,7 +127,7 @@ def participant_step(
     return Step(
         name=command,
         command=command,
-        topic=f"{service}.commands",
+        topic=topics.participant_commands(service).name,
         succeeded_by=frozenset({succeeded}),
         failed_by=frozenset({failed}),
         timeout_ms=timeout_ms,
@@ -181,7 +183,7 @@ def order_fulfillment(
             Step(
                 name="ConfirmOrder",
                 command="ConfirmOrder",
-                topic="orders.commands",
+                topic=topics.ORDERS_COMMANDS.name,
                 succeeded_by=frozenset({"OrderConfirmed"}),
                 failed_by=frozenset(),
                 timeout_ms=None,
@@ -189,9 +191,13 @@ def order_fulfillment(
             ),
         ),
         on_completed=EndCommand(
-            "CommitInventory", "inventory.commands", frozenset({"InventoryCommitted"})
+            "CommitInventory",
+            topics.participant_commands("inventory").name,
+            frozenset({"InventoryCommitted"}),
         ),
-        on_compensated=EndCommand("CancelOrder", "orders.commands", frozenset({"OrderCancelled"})),
+        on_compensated=EndCommand(
+            "CancelOrder", topics.ORDERS_COMMANDS.name, frozenset({"OrderCancelled"})
+        ),
         compensation_timeout_ms=compensation_timeout_ms,
         max_compensation_attempts=max_compensation_attempts,
         retention_ms=retention_ms,

@@ -19,8 +19,6 @@ from streamapp.kafka.topics import admin_client
 from streamapp.resilience import headers as h
 from streamapp.tools.records import read_all
 
-DLQ_SUFFIX = ".dlq"
-
 
 @dataclass(frozen=True)
 class DeadLetter:

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from streamapp import topics
 from streamapp.messages import Command, derived_id, iso_from_millis, new_id
 from streamapp.orders.aggregate import MAX_QUANTITY
 from streamapp.seeds import Seeds, load_seeds
@@ -366,7 +367,7 @@ async def saga_end_offsets(settings: Settings) -> dict[int, int]:
 
     from streamapp.kafka.topics import topic_partitions
 
-    topic = settings.topic("sagas.events")
+    topic = settings.topic(topics.SAGAS_EVENTS.name)
     tps = [TopicPartition(topic, p) for p in await topic_partitions(settings.bootstrap, topic)]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None
@@ -389,7 +390,7 @@ async def send_orders(
     from streamapp.kafka.topics import topic_partitions
 
     timeline = schedule(plan, rate)
-    topic = settings.topic("orders.commands")
+    topic = settings.topic(topics.ORDERS_COMMANDS.name)
     await topic_partitions(settings.bootstrap, topic)  # a missing topic: say so, not time out
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap, acks="all", linger_ms=settings.producer_linger_ms
@@ -435,7 +436,7 @@ async def await_outcomes(
 
     from streamapp.kafka.topics import topic_partitions
 
-    topic = settings.topic("sagas.events")
+    topic = settings.topic(topics.SAGAS_EVENTS.name)
     tps = [TopicPartition(topic, p) for p in await topic_partitions(settings.bootstrap, topic)]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None

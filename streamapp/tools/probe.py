@@ -12,6 +12,7 @@ import uuid
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from streamapp import topics
 from streamapp.probe.model import encode_probe
 from streamapp.settings import Settings
 
@@ -19,7 +20,7 @@ from streamapp.settings import Settings
 def probe(settings: Settings, key: str, url: str | None, timeout: float) -> int:
     """Send one probe and wait until a worker's view shows it: the whole path works."""
     probe_id = str(uuid.uuid4())
-    topic = settings.topic("streamapp.probes")
+    topic = settings.topic(topics.PROBES.name)
 
     async def send() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")

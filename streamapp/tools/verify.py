@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 from aiokafka.errors import KafkaError
 
+from streamapp import topics
 from streamapp.kafka.topics import TopicError
 from streamapp.seeds import load_seeds
 from streamapp.settings import Settings
@@ -524,24 +525,24 @@ async def verify(
 ) -> Report:
     """Read the topics (then the views) and run the chosen checks."""
     report = Report()
-    orders = await _events(settings, "orders.events", report)
+    orders = await _events(settings, topics.ORDERS_EVENTS.name, report)
     if 4 in invariants:
         if orders is not None:
             check_streams(orders, report)
-        commands = await _records(settings, "orders.commands", report)
-        replies = await _records(settings, "orders.replies", report)
+        commands = await _records(settings, topics.ORDERS_COMMANDS.name, report)
+        replies = await _records(settings, topics.ORDERS_REPLIES.name, report)
         if commands is not None and replies is not None:
             check_replies((r.value for r in commands), _replies(replies), report)
     if not set(invariants) & {1, 2, 3}:
         return report
     seeds = load_seeds(settings.seeds_file)
-    sagas = await _events(settings, "sagas.events", report)
+    sagas = await _events(settings, topics.SAGAS_EVENTS.name, report)
     if orders is None or sagas is None:
         return report  # cannot tell outcomes; the unreadable topic is the violation
     # invariants 2 and 3 need the outcomes even when 1 itself is not reported
     outcomes = check_sagas(orders, sagas, report if 1 in invariants else Report())
     if 2 in invariants:
-        inventory = await _events(settings, "inventory.events", report)
+        inventory = await _events(settings, topics.participant_events("inventory").name, report)
         levels = await _view(
             f"{(inventory_url or settings.service_url('inventory')).rstrip('/')}/inventory",
             inventory_levels,
@@ -550,7 +551,7 @@ async def verify(
         if inventory is not None:
             check_inventory(inventory, outcomes, levels, seeds.stock, report)
     if 3 in invariants:
-        payments = await _events(settings, "payments.events", report)
+        payments = await _events(settings, topics.participant_events("payments").name, report)
         accounts = await _view(
             f"{(payments_url or settings.service_url('payments')).rstrip('/')}/payments/accounts",
             payment_accounts,

@@ -23,9 +23,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
-from streamapp.app import MAX_RECORD_BYTES
 from streamapp.resilience.headers import header
 from streamapp.settings import SERVICES
+from streamapp.topics import MAX_RECORD_BYTES
 from tests.integration.kafka_io import read_topic
 from tests.integration.support import BIN, Worker, http_get, http_post_json, wait_for
 from tests.integration.system import System

@@ -4,17 +4,9 @@ import random
 
 import pytest
 
-from streamapp.resilience.consumer import TransientFailure, due_topic, main_topic, retry_topic
+from streamapp.resilience.consumer import TransientFailure
 from streamapp.resilience.headers import Origin, retry_after, retry_headers
 from streamapp.resilience.injection import FailureInjection
-
-
-def test_retry_topic_names_lead_back_to_the_main_topic() -> None:
-    assert retry_topic("p.orders.commands", 3) == "p.orders.commands.retry.3"
-    assert due_topic("p.orders.commands") == "p.orders.commands.retry.due"
-    for name in ("p.orders.commands.retry.3", "p.orders.commands.retry.due", "p.orders.commands"):
-        assert main_topic(name) == "p.orders.commands"
-    assert main_topic("weird.retry.x") == "weird.retry.x"
 
 
 def test_retry_after_is_read_from_the_headers() -> None:
