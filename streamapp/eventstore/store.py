@@ -1,12 +1,19 @@
-"""Event streams with optimistic concurrency, snapshots and a commit record (pure).
+"""Event streams with optimistic concurrency, snapshots and command outcomes (pure).
 
+The store owns its record layout; callers use its methods and never its keys.
 Everything of a stream lives in ONE key-value mapping (a faust table in the app, a dict
-in tests) under four key families::
+in tests) under five key families::
 
     e/<stream>/<version:010d>   one event per key (its envelope)
     s/<stream>/<version:010d>   a snapshot of the aggregate state at that version
     h/<stream>                  the head: current version, latest snapshot, last commit
     c/<stream>/<commandId>      the outcome of a command (idempotency)
+    x/<expires at>/<key>        the retention index of outcomes (eventstore.retention)
+
+An outcome is the caller's record (a mapping the store does not look into); the store
+keys it by command id. The commit record in the head is the outcome of the command that
+appended the stream's last events, so an outcome lost in a crash after its head was
+written is still found.
 
 Why one mapping: faust writes each table to its own changelog topic, and Kafka orders
 records only within one partition of one topic. With one table, the writes of one
@@ -16,11 +23,12 @@ outcome), so a crash leaves a *prefix* of them: a restored head always has its e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from streamapp.errors import ConcurrencyError
+from streamapp.eventstore.retention import INDEX_PREFIX, expiry_key, expiry_target, tombstone
 from streamapp.messages import Event
 
 S = TypeVar("S")
@@ -50,6 +58,14 @@ def outcome_key(stream_id: str, command_id: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class Commit:
+    """The outcome of the command whose events an append writes (kept in the head)."""
+
+    command_id: str
+    outcome: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class AppendResult:
     from_version: int
     to_version: int
@@ -57,13 +73,14 @@ class AppendResult:
 
 
 class EventStore:
-    """append_events / read_events / snapshots over one key-value mapping."""
+    """append_events / read_events / snapshots / command outcomes over one key-value
+    mapping (private: its layout is this class's business)."""
 
     def __init__(self, kv: KV) -> None:
-        self.kv = kv
+        self._kv = kv
 
     def head(self, stream_id: str) -> Mapping[str, Any] | None:
-        head: Mapping[str, Any] | None = self.kv.get(head_key(stream_id))
+        head: Mapping[str, Any] | None = self._kv.get(head_key(stream_id))
         return head
 
     def version(self, stream_id: str) -> int:
@@ -77,7 +94,7 @@ class EventStore:
         expected_version: int | None,
         *,
         snapshots: Sequence[tuple[int, Mapping[str, Any]]] = (),
-        commit: Mapping[str, Any] | None = None,
+        commit: Commit | None = None,
     ) -> AppendResult:
         """Append events numbered current+1.. when the stream is at expected_version.
 
@@ -103,19 +120,20 @@ class EventStore:
                     f"event {event.event_id} must be version {current + offset} of {stream_id}"
                 )
         for event in events:
-            self.kv[event_key(stream_id, event.version)] = event.to_dict()
+            self._kv[event_key(stream_id, event.version)] = event.to_dict()
         latest = int(head.get("snapshotVersion", 0)) if head else 0
         for version, state in snapshots:
-            self.kv[snapshot_key(stream_id, version)] = {
+            self._kv[snapshot_key(stream_id, version)] = {
                 "version": version,
                 "previous": latest,  # a chain for snapshot_versions(); loads never walk it
                 "state": state,
             }
             latest = version
-        self.kv[head_key(stream_id)] = {
+        self._kv[head_key(stream_id)] = {
             "version": events[-1].version,
             "snapshotVersion": latest,
-            "commit": dict(commit) if commit else None,
+            "commit": dict(commit.outcome) if commit else None,
+            "commitCommandId": commit.command_id if commit else None,
         }
         return AppendResult(current + 1, events[-1].version)
 
@@ -132,15 +150,50 @@ class EventStore:
         also redelivered, rewrite theirs).
         """
         for event in self.read_range(stream_id, from_version, to_version):
-            self.kv[event_key(stream_id, event.version)] = event.to_dict()
+            self._kv[event_key(stream_id, event.version)] = event.to_dict()
         for version in range(max(from_version, 1), to_version + 1):
-            snapshot = self.kv.get(snapshot_key(stream_id, version))
+            snapshot = self._kv.get(snapshot_key(stream_id, version))
             if snapshot is not None:
-                self.kv[snapshot_key(stream_id, version)] = snapshot
+                self._kv[snapshot_key(stream_id, version)] = snapshot
         head = self.head(stream_id)
-        commit = head.get("commit") if head else None
-        if head is not None and commit and commit["reply"]["commandId"] == command_id:
-            self.kv[head_key(stream_id)] = dict(head)
+        if head is not None and head.get("commit") and _commit_id(head) == command_id:
+            self._kv[head_key(stream_id)] = dict(head)
+
+    # -- command outcomes ---------------------------------------------------------------
+    def outcome(self, stream_id: str, command_id: str) -> Mapping[str, Any] | None:
+        """The recorded outcome of a command, also when only the head's commit has it
+        (a crash between the head and the outcome record)."""
+        known: Mapping[str, Any] | None = self._kv.get(outcome_key(stream_id, command_id))
+        if known is None:
+            head = self.head(stream_id)
+            if head and head.get("commit") and _commit_id(head) == command_id:
+                known = head["commit"]
+        return known
+
+    def record_outcome(
+        self,
+        stream_id: str,
+        command_id: str,
+        outcome: Mapping[str, Any],
+        expires_at_ms: int | None = None,
+    ) -> None:
+        """Write a command's outcome, then (with ``expires_at_ms``) its retention index
+        entry: a crash in between leaves an outcome that a rewrite indexes again."""
+        key = outcome_key(stream_id, command_id)
+        self._kv[key] = outcome
+        if expires_at_ms is not None:
+            self._kv[INDEX_PREFIX + expiry_key(expires_at_ms, key)] = 1
+
+    def expire_outcomes(self, entries: Iterable[bytes]) -> int:
+        """Remove the outcomes of due index entries (oldest first, from
+        eventstore.retention.due_entries): the outcome, then its entry, so a crash in
+        between leaves the entry to be processed again. Returns the entries removed."""
+        removed = 0
+        for entry in entries:
+            tombstone(self._kv, expiry_target(entry))
+            tombstone(self._kv, INDEX_PREFIX + entry)
+            removed += 1
+        return removed
 
     def read_events(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
@@ -154,7 +207,7 @@ class EventStore:
         """Events from_version..to_version that the caller knows exist (no head read)."""
         events = []
         for version in range(max(from_version, 1), to_version + 1):
-            doc = self.kv.get(event_key(stream_id, version))
+            doc = self._kv.get(event_key(stream_id, version))
             if doc is None:  # cannot happen after a prefix-preserving crash; say so loudly
                 raise LookupError(f"stream {stream_id} has no event at version {version}")
             events.append(Event.from_dict(doc))
@@ -167,7 +220,7 @@ class EventStore:
         version = int(head.get("snapshotVersion", 0)) if head else 0
         if not version:
             return None
-        return version, self.kv[snapshot_key(stream_id, version)]["state"]
+        return version, self._kv[snapshot_key(stream_id, version)]["state"]
 
     def snapshot_versions(self, stream_id: str) -> list[int]:
         """Versions that have a snapshot, oldest first (walks the chain: operators only)."""
@@ -176,7 +229,7 @@ class EventStore:
         found = []
         while version:
             found.append(version)
-            version = int(self.kv[snapshot_key(stream_id, version)]["previous"])
+            version = int(self._kv[snapshot_key(stream_id, version)]["previous"])
         return found[::-1]
 
 
@@ -222,7 +275,7 @@ class Repository(Generic[S]):
         state: S | None,
         events: Sequence[Event],
         expected_version: int | None,
-        commit: Mapping[str, Any] | None = None,
+        commit: Commit | None = None,
     ) -> AppendResult:
         snapshots = []
         for event in events:
@@ -232,3 +285,9 @@ class Repository(Generic[S]):
         return self.store.append_events(
             stream_id, events, expected_version, snapshots=snapshots, commit=commit
         )
+
+
+def _commit_id(head: Mapping[str, Any]) -> str | None:
+    """The command id of the head's commit record."""
+    command_id: str | None = head.get("commitCommandId")
+    return command_id

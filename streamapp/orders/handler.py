@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamapp.errors import CommandRejected, ConcurrencyError
-from streamapp.eventstore.retention import INDEX_PREFIX, expiry_key, expiry_target, tombstone
-from streamapp.eventstore.store import EventStore, Repository, outcome_key
+from streamapp.eventstore.store import Commit, EventStore, Repository
 from streamapp.messages import Command, Event, Reply, derived_id, iso_from_millis
 from streamapp.orders import aggregate
 from streamapp.orders.aggregate import OrderState
@@ -77,7 +76,7 @@ class OrderCommandHandler:
         """``now_ms`` (default: the wall clock) starts a new outcome's retention window."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         stream = command.aggregate_id
-        known = self._known_outcome(command)
+        known = self.store.outcome(stream, command.command_id)
         if known is not None:
             reply = Reply.from_dict(known["reply"])
             if (known["partition"], known["offset"]) != (source.partition, source.offset):
@@ -85,7 +84,7 @@ class OrderCommandHandler:
             # A redelivery: this worker may have died with writes and sends in flight.
             first, last = known["fromVersion"], known["toVersion"]
             self.store.rewrite(stream, first, last, command.command_id)
-            self._keep(outcome_key(stream, command.command_id), dict(known))
+            self._keep(stream, command.command_id, known)
             stored = tuple(self.store.read_range(stream, first, last))
             return Outcome(reply, stored, redelivered=True)
 
@@ -99,7 +98,7 @@ class OrderCommandHandler:
             drafts = aggregate.decide(state, command)
         except CommandRejected as rejection:
             reply = Reply.rejected(command.command_id, stream, rejection.with_version(version))
-            self._keep(outcome_key(stream, command.command_id), _record(reply, source, now))
+            self._keep(stream, command.command_id, _record(reply, source, now))
             return Outcome(reply)
 
         timestamp = iso_from_millis(source.timestamp_ms)
@@ -120,40 +119,26 @@ class OrderCommandHandler:
         )
         reply = Reply.accepted(command, events[-1].version, tuple(e.event_id for e in events))
         record = _record(reply, source, now, version + 1, events[-1].version)
-        self.repository.append(stream, state, events, version, commit=record)
-        self._keep(outcome_key(stream, command.command_id), record)
+        self.repository.append(
+            stream, state, events, version, commit=Commit(command.command_id, record)
+        )
+        self._keep(stream, command.command_id, record)
         return Outcome(reply, events)
 
-    def _keep(self, key: bytes, record: Mapping[str, Any]) -> None:
-        """Write an outcome record, then its expiry index entry (same on a rewrite: the
-        entry's time comes from the record). A record without ``at`` (written before
-        retention existed) is kept."""
-        self.store.kv[key] = record
+    def _keep(self, stream: str, command_id: str, record: Mapping[str, Any]) -> None:
+        """Record an outcome with its expiry (same on a rewrite: the expiry comes from
+        the record). A record without ``at`` (written before retention existed) is kept."""
         at = record.get("at")
-        if self.retention_ms is not None and isinstance(at, int):
-            self.store.kv[INDEX_PREFIX + expiry_key(at + self.retention_ms, key)] = 1
+        expires = (
+            at + self.retention_ms
+            if self.retention_ms is not None and isinstance(at, int)
+            else None
+        )
+        self.store.record_outcome(stream, command_id, dict(record), expires)
 
     def expire(self, entries: Iterable[bytes]) -> int:
-        """Remove the outcomes of due index entries (oldest first, from
-        eventstore.retention.due_entries): the outcome, then its entry, so a crash in
-        between leaves the entry to be processed again. Returns the entries removed."""
-        removed = 0
-        for entry in entries:
-            tombstone(self.store.kv, expiry_target(entry))
-            tombstone(self.store.kv, INDEX_PREFIX + entry)
-            removed += 1
-        return removed
-
-    def _known_outcome(self, command: Command) -> Mapping[str, Any] | None:
-        """The recorded outcome of this command id, also when only the head has it."""
-        key = outcome_key(command.aggregate_id, command.command_id)
-        known: Mapping[str, Any] | None = self.store.kv.get(key)
-        if known is None:
-            head = self.store.head(command.aggregate_id)
-            commit = head.get("commit") if head else None
-            if commit and commit["reply"]["commandId"] == command.command_id:
-                known = commit  # crashed between head and outcome: the head says it
-        return known
+        """Remove the outcomes of due index entries (see EventStore.expire_outcomes)."""
+        return self.store.expire_outcomes(entries)
 
 
 def _record(
