@@ -36,6 +36,7 @@ from streamapp.eventstore.store import EventStore
 from streamapp.messages import Command, new_id
 from streamapp.orders.aggregate import replay
 from streamapp.orders.handler import OrderCommandHandler, SourceRecord, order_repository
+from streamapp.tools.loadgen import percentile
 from tests.integration.kafka_io import send_records
 from tests.integration.support import free_port
 
@@ -59,10 +60,6 @@ def interleaved(orders: int, per_order: int) -> list[Command]:
     return [stream[i] for i in range(per_order) for stream in streams]
 
 
-def percentile(samples: list[float], q: float) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
-
-
 def get_latency_ms(url: str, samples: int) -> tuple[float, float]:
     timings = []
     for _ in range(samples):
@@ -70,7 +67,7 @@ def get_latency_ms(url: str, samples: int) -> tuple[float, float]:
         with urllib.request.urlopen(url, timeout=30) as response:
             response.read()
         timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings), percentile(timings, 95)
+    return statistics.median(timings), percentile(timings, 95) or 0.0
 
 
 class RdictKV(MutableMapping[bytes, Any]):

@@ -1,8 +1,9 @@
-"""The one faust.App: settings wiring, topic declaration and provisioning, readiness.
+"""The faust.App of the service a process runs: settings wiring, topic declaration
+(from the catalogue, streamapp.topics) and provisioning, readiness.
 
-Feature packages (``streamapp.probe``, and later orders, saga, ...) import ``app`` from
-here and register their agents, tables and views on it; faust discovers them through
-``autodiscover`` when a worker starts (``faust -A streamapp.app worker``).
+Each service's package (``SERVICE_MODULES``) imports ``app`` from here in its agents.py
+and views.py and registers its agents, tables and views on it; faust discovers them
+through ``autodiscover`` when a worker starts (``faust -A streamapp.app worker``).
 """
 
 from __future__ import annotations

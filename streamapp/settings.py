@@ -188,15 +188,12 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("retry_base_ms", "retry_cap_ms", "retry_max_attempts"):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{name} must be >= 0")
         if not 0.0 <= self.inject_failure_rate <= 1.0:
             raise SettingsError("inject_failure_rate must be between 0 and 1")
-        if not 0.0 <= self.retry_jitter < 1.0 or self.retry_factor < 1.0:
-            raise SettingsError("need 0 <= retry_jitter < 1 and retry_factor >= 1")
-        if self.retry_base_ms < 1 or self.retry_cap_ms < self.retry_base_ms:
-            raise SettingsError("need 1 <= retry_base_ms <= retry_cap_ms")
+        try:  # RetryPolicy holds the one definition of valid retry_* values
+            self.retry_policy  # noqa: B018
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         if self.producer_linger_ms < 0:
             raise SettingsError("producer_linger_ms must be >= 0")
         self._check_deadlines_cover_retries()

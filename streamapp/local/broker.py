@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamapp.local.processes import stop_group
 from streamapp.settings import Settings
 
 POM = Path(__file__).with_name("pom.xml")
@@ -424,15 +425,7 @@ class LocalBroker:
     @staticmethod
     def _stop_pid(pid: int, timeout: float) -> None:
         """Stop the JVM's process group (it leads one: started with a new session)."""
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + max(timeout - 3.0, 1.0)
-        while time.monotonic() < deadline and _pid_alive(pid):
-            time.sleep(0.1)
-        if _pid_alive(pid):
-            _signal_group(pid, signal.SIGKILL)
-            kill_deadline = time.monotonic() + 3.0
-            while time.monotonic() < kill_deadline and _pid_alive(pid):
-                time.sleep(0.05)
+        stop_group(pid, signal.SIGTERM, max(timeout - 3.0, 1.0), lambda: _pid_alive(pid))
 
     def tail(self, lines: int = 50) -> str:
         """The last lines of the broker's log (its stdout if the log does not exist yet)."""
@@ -440,15 +433,6 @@ class LocalBroker:
             if path.exists():
                 return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
         return ""
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    """Signal pid's process group only if pid leads it; otherwise just pid."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if pid > 1 and os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        elif pid > 1:
-            os.kill(pid, sig)
 
 
 def min_heap(max_heap: str) -> str:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from streamapp.kafka.topics import ensure_topics
 from streamapp.local.broker import LocalBroker
+from streamapp.local.processes import kill_group, stop_group
 from streamapp.settings import SERVICE_PORT_STEP, SERVICES, Settings
+from streamapp.web.client import fetch_status
 
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
@@ -61,16 +60,6 @@ SERVICE_ROUTES = {
 }
 
 
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError):
-        return None
-
-
 def wait_ready(
     urls: list[str], proc: subprocess.Popen[bytes], timeout: float, stopping: Callable[[], bool]
 ) -> bool:
@@ -80,7 +69,7 @@ def wait_ready(
     deadline = time.monotonic() + timeout
     rounds_ready = 0
     while time.monotonic() < deadline and proc.poll() is None and not stopping():
-        if all(http_status(f"{u}/ready") == 200 for u in urls):
+        if all(fetch_status(f"{u}/ready", 2.0) == 200 for u in urls):
             rounds_ready += 1
             if rounds_ready == 2:
                 return True
@@ -93,17 +82,16 @@ def wait_ready(
 def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
     """SIGINT honcho (it stops its workers), then SIGKILL the whole group at the deadline."""
     if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_group(
+            proc.pid,
+            signal.SIGINT,
+            timeout,
+            lambda: proc.poll() is None,
+            kill_grace=5.0,
+            leader_checked=False,
+        )
     # Workers honcho could not stop must not outlive it.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    kill_group(proc.pid, signal.SIGKILL)
 
 
 def run_system(settings: Settings, procfile: Path, workers: int) -> int:

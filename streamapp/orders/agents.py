@@ -62,6 +62,10 @@ async def _reply(reply: Reply) -> None:
     await replies_topic.send(key=reply.command_id.encode(), value=reply.to_json())
 
 
+consumer = ResilientConsumer(app, AGENT, [commands_topic])
+
+
+@consumer.agent
 async def handle_command(delivery: Delivery) -> bool:
     """Apply one command; True when it was a redelivery (already applied)."""
     if housekeeping.is_tick(delivery):
@@ -87,7 +91,3 @@ async def handle_command(delivery: Delivery) -> bool:
         await events_topic.send(key=stored.aggregate_id.encode(), value=stored.to_json())
     await _reply(outcome.reply)
     return outcome.redelivered
-
-
-consumer = ResilientConsumer(app, AGENT, [commands_topic])
-consumer.agent(handle_command)

@@ -15,6 +15,16 @@ probes_topic = app.contract_topic(topics.PROBES, key_type=bytes, value_type=byte
 probes_table = app.keyed_table("probes")
 
 
+consumer = ResilientConsumer(
+    app,
+    AGENT,
+    [probes_topic],
+    classifier=ErrorClassifier().with_never([InvalidProbe]),
+    reason_of=lambda error: error.reason if isinstance(error, InvalidProbe) else None,
+)
+
+
+@consumer.agent
 async def record(delivery: Delivery) -> bool:
     """Record a probe; True when this record was already recorded (a redelivery)."""
     key = delivery.key
@@ -26,13 +36,3 @@ async def record(delivery: Delivery) -> bool:
     # Reassign (never mutate in place): only assignments reach the changelog.
     probes_table[key] = updated
     return False
-
-
-consumer = ResilientConsumer(
-    app,
-    AGENT,
-    [probes_topic],
-    classifier=ErrorClassifier().with_never([InvalidProbe]),
-    reason_of=lambda error: error.reason if isinstance(error, InvalidProbe) else None,
-)
-consumer.agent(record)

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import astuple, dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from streamapp.resilience.deadletter import dead_letter, record_headers
 from streamapp.resilience.headers import (
@@ -87,6 +87,7 @@ def policy_from(settings: Any) -> RetryPolicy:
 
 
 Handler = Callable[[Delivery], Awaitable[Any]]
+H = TypeVar("H", bound=Handler)
 
 
 class ResilientConsumer:
@@ -126,9 +127,10 @@ class ResilientConsumer:
             value_serializer="raw",
         )
 
-    def agent(self, handler: Handler) -> None:
+    def agent(self, handler: H) -> H:
         """Register the agent: one record at a time per worker (it reads and writes
-        tables), each through `handler` under this consumer's rules."""
+        tables), each through `handler` under this consumer's rules. A decorator: put
+        ``@consumer.agent`` on the handler where it is defined."""
 
         async def consume(stream: Any) -> None:
             async for event in stream.events():
@@ -136,6 +138,7 @@ class ResilientConsumer:
 
         consume.__name__ = consume.__qualname__ = self.name
         self.app.agent(self.channel, name=self.name)(consume)
+        return handler
 
     async def process(self, event: Any, handler: Handler) -> None:
         started = time.perf_counter()

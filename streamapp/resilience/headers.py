@@ -10,7 +10,9 @@ from __future__ import annotations
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+
+from streamapp.messages import iso_utc
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -141,12 +143,11 @@ def dlq_headers(
     failed_at: datetime | None = None,
 ) -> list[tuple[str, bytes]]:
     """Headers for ``<topic>.dlq``: the original ones plus the contract's."""
-    moment = (failed_at or datetime.now(UTC)).astimezone(UTC)
     return [
         *original_headers(headers),
         *_common(where, attempts, error_type, error),
         (ERROR_STACK, _truncate(stack, MAX_STACK_BYTES)),
-        (FAILED_AT, moment.isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()),
+        (FAILED_AT, iso_utc(failed_at).encode()),
     ]
 
 

@@ -25,14 +25,15 @@ class RetryPolicy:
     max_attempts: int = 5
 
     def __post_init__(self) -> None:
-        if self.base_ms <= 0 or self.cap_ms < self.base_ms:
-            raise ValueError("need 0 < base_ms <= cap_ms")
+        # Named as the settings (retry_*) that build a policy: the one place they are checked.
+        if self.base_ms < 1 or self.cap_ms < self.base_ms:
+            raise ValueError("need 1 <= retry_base_ms <= retry_cap_ms")
         if self.factor < 1:
-            raise ValueError("factor must be >= 1")
+            raise ValueError("retry_factor must be >= 1")
         if not 0 <= self.jitter < 1:
-            raise ValueError("jitter must be in [0, 1)")
+            raise ValueError("retry_jitter must be in [0, 1)")
         if self.max_attempts < 0:
-            raise ValueError("max_attempts must be >= 0")
+            raise ValueError("retry_max_attempts must be >= 0")
 
     def nominal_delay_ms(self, attempt: int) -> int:
         """The delay before retry `attempt` (1-based), without jitter."""

@@ -28,7 +28,7 @@ from streamapp.messages import new_id
 from streamapp.orders.agents import commands_topic as orders_commands
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.saga.definition import order_fulfillment
-from streamapp.saga.machine import SagaMachine
+from streamapp.saga.machine import TERMINAL_EVENTS, SagaMachine
 from streamapp.saga.orchestration import ORDERS, TIMEOUTS, Incoming, SagaRecord, react
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,12 @@ def parse(raw: bytes | None, source: str, topic: str, offset: int) -> Incoming:
     )
 
 
+consumer = ResilientConsumer(
+    app, AGENT, [orders_events, *participant_events.values(), timeouts_topic]
+)
+
+
+@consumer.agent
 async def orchestrate(delivery: Delivery) -> bool:
     """Read the saga, react, write it, then send what it implies; True for a redelivery.
 
@@ -151,14 +157,6 @@ async def orchestrate(delivery: Delivery) -> bool:
             app.metrics.sagas_ended.labels(saga_event.event_type).inc()
     return reaction.redelivered
 
-
-consumer = ResilientConsumer(
-    app, AGENT, [orders_events, *participant_events.values(), timeouts_topic]
-)
-consumer.agent(orchestrate)
-
-
-TERMINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaFailed"})
 
 #: Deadlines this worker already sent a tick for (saga key -> deadline), so a due saga
 #: is ticked once per deadline; after a restart it is ticked again, which is harmless.

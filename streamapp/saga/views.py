@@ -16,6 +16,7 @@ from streamapp.app import app
 from streamapp.saga.agents import sagas
 from streamapp.saga.machine import COMPENSATED, COMPENSATING, COMPLETED, EXECUTING, FAILED, STARTED
 from streamapp.saga.orchestration import SagaRecord, summary, view
+from streamapp.web.client import get_json
 from streamapp.web.errors import json_error
 from streamapp.web.readiness import when_ready
 
@@ -64,9 +65,10 @@ def local_sagas(wanted: set[str], limit: int) -> list[dict[str, Any]]:
 
 
 async def _peer_sagas(session: aiohttp.ClientSession, url: str, query: dict[str, str]) -> Any:
-    async with session.get(f"{url.rstrip('/')}/sagas", params={**query, "local": "1"}) as resp:
-        resp.raise_for_status()
-        return (await resp.json())["sagas"]
+    answer = await get_json(
+        f"{url.rstrip('/')}/sagas", PEER_TIMEOUT_S, params={**query, "local": "1"}, session=session
+    )
+    return answer["sagas"]
 
 
 @app.page("/sagas")
@@ -87,8 +89,7 @@ class SagasView(View):
             if any(topics.values()) and str(url).rstrip("/") != me
         ]
         query = {"state": request.query.get("state") or "", "limit": str(limit)}
-        timeout = aiohttp.ClientTimeout(total=PEER_TIMEOUT_S)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with aiohttp.ClientSession() as session:
             answers = await asyncio.gather(
                 *(_peer_sagas(session, url, query) for url in peers), return_exceptions=True
             )

@@ -27,6 +27,7 @@ import orjson
 from streamapp import topics
 from streamapp.messages import Command, derived_id, iso_from_millis, new_id
 from streamapp.orders.aggregate import MAX_QUANTITY
+from streamapp.saga.machine import COMPENSATED, COMPLETED, FAILED, TERMINAL_EVENTS
 from streamapp.seeds import Seeds, load_seeds
 from streamapp.settings import Settings
 
@@ -36,14 +37,8 @@ KINDS = (HAPPY, STOCKOUT, CREDIT, COUNTRY, CANCEL)
 MIX_KINDS = KINDS[1:]
 DEFAULT_MIX = "stockout=0.1,credit=0.1,country=0.1,cancel=0.1"
 
-COMPLETED, COMPENSATED, FAILED = "COMPLETED", "COMPENSATED", "FAILED"
 NOT_TERMINAL = "not terminal"
 STATES = (COMPLETED, COMPENSATED, FAILED, NOT_TERMINAL)
-TERMINAL_EVENTS = {
-    "SagaCompleted": COMPLETED,
-    "SagaCompensated": COMPENSATED,
-    "SagaFailed": FAILED,
-}
 #: A cancel that reaches the order after completion is rejected: both ends are valid.
 EXPECTED = {
     HAPPY: frozenset({COMPLETED}),
@@ -293,7 +288,9 @@ def terminal_outcome(raw: bytes | None, record_ms: int) -> tuple[str, str, int] 
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile (a value that occurred); None for no values."""
+    """Nearest-rank percentile: the smallest value with at least p % of the values at or
+    below it (always a value that occurred, no interpolation); None for no values. The
+    one definition of loadgen's summary and the benchmarks."""
     if not values:
         return None
     ordered = sorted(values)
@@ -363,20 +360,9 @@ def format_summary(summary: Mapping[str, KindSummary]) -> str:
 # -- I/O --------------------------------------------------------------------------------
 async def saga_end_offsets(settings: Settings) -> dict[int, int]:
     """sagas.events' end offset per partition: read from here to see only this run."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from streamapp.tools.records import end_offsets
 
-    from streamapp.kafka.topics import topic_partitions
-
-    topic = settings.topic(topics.SAGAS_EVENTS.name)
-    tps = [TopicPartition(topic, p) for p in await topic_partitions(settings.bootstrap, topic)]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    try:
-        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(tps)).items()}
-    finally:
-        await consumer.stop()
+    return await end_offsets(settings.bootstrap, settings.topic(topics.SAGAS_EVENTS.name))
 
 
 async def send_orders(
@@ -431,27 +417,15 @@ async def await_outcomes(
     """Read sagas.events (from `since` offsets, else the beginning) until every order's
     saga is terminal or `within_s` seconds pass; orderId -> (state, event time ms) of the first
     terminal event. Orders missing from the answer are not terminal."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
     from tqdm import tqdm
 
-    from streamapp.kafka.topics import topic_partitions
+    from streamapp.tools.records import reader
 
     topic = settings.topic(topics.SAGAS_EVENTS.name)
-    tps = [TopicPartition(topic, p) for p in await topic_partitions(settings.bootstrap, topic)]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
     pending = set(order_ids)
     found: dict[str, tuple[str, int]] = {}
     loop = asyncio.get_running_loop()
-    try:
-        consumer.assign(tps)
-        for tp in tps:
-            if since is not None and tp.partition in since:
-                consumer.seek(tp, since[tp.partition])
-            else:
-                await consumer.seek_to_beginning(tp)
+    async with reader(settings.bootstrap, topic, since) as (consumer, _partitions):
         deadline = loop.time() + within_s
         with tqdm(
             total=len(pending), unit="saga", desc="terminal", file=sys.stderr, disable=not progress
@@ -465,8 +439,6 @@ async def await_outcomes(
                             pending.discard(outcome[0])
                             found[outcome[0]] = outcome[1:]
                             bar.update()
-    finally:
-        await consumer.stop()
     return found
 
 

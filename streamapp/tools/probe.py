@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 
-import orjson
 from aiokafka import AIOKafkaProducer
 
 from streamapp import topics
 from streamapp.probe.model import encode_probe
 from streamapp.settings import Settings
+from streamapp.web import client
 
 
 def probe(settings: Settings, key: str, url: str | None, timeout: float) -> int:
@@ -35,14 +33,13 @@ def probe(settings: Settings, key: str, url: str | None, timeout: float) -> int:
     url = f"{url or f'http://{settings.web_host}:{settings.web_port}'}/probes/{key}"
     while time.monotonic() - started < timeout:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if orjson.loads(response.read()).get("lastProbeId") == probe_id:
-                    print(
-                        f"probe {probe_id} seen via {url} after "
-                        f"{(time.monotonic() - started) * 1000:.0f} ms"
-                    )
-                    return 0
-        except (urllib.error.URLError, OSError):
+            if client.fetch_json(url, 2).get("lastProbeId") == probe_id:
+                print(
+                    f"probe {probe_id} seen via {url} after "
+                    f"{(time.monotonic() - started) * 1000:.0f} ms"
+                )
+                return 0
+        except (client.HttpError, AttributeError):
             pass
         time.sleep(0.2)
     print(f"probe {probe_id} not seen via {url} within {timeout:.0f} s", file=sys.stderr)

@@ -1,8 +1,11 @@
-"""Reading a whole topic from outside any consumer group (operator tools, tests)."""
+"""Reading topics from outside any consumer group (operator tools, tests): the one
+group-less reader."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -12,16 +15,40 @@ from streamapp.kafka.topics import topic_partitions
 READ_TIMEOUT_S = 60.0
 
 
-async def read_all(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of `topic`, from its beginning to its end as of now (ConsumerRecords)."""
+@contextlib.asynccontextmanager
+async def reader(
+    bootstrap: str, topic: str, since: Mapping[int, int] | None = None
+) -> AsyncIterator[tuple[Any, list[Any]]]:
+    """A consumer without a group (nothing committed) assigned every partition of
+    `topic`, at the `since` offset of a partition, else at its beginning; with the
+    partitions (TopicPartitions)."""
+    tps = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            if since is not None and tp.partition in since:
+                consumer.seek(tp, since[tp.partition])
+            else:
+                await consumer.seek_to_beginning(tp)
+        yield consumer, tps
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end offset of each partition of `topic`: read from there to see only what
+    comes next."""
+    async with reader(bootstrap, topic) as (consumer, tps):
+        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(tps)).items()}
+
+
+async def read_all(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of `topic`, from its beginning to its end as of now (ConsumerRecords)."""
+    async with reader(bootstrap, topic) as (consumer, tps):
         ends = await consumer.end_offsets(tps)
         records: list[Any] = []
 
@@ -35,5 +62,3 @@ async def read_all(bootstrap: str, topic: str) -> list[Any]:
                         r for r in batch if r.offset < ends[TopicPartition(topic, r.partition)]
                     )
         return sorted(records, key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()

@@ -21,8 +21,6 @@ is idle: views read while orders are in flight do not match the topics read befo
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,9 +32,11 @@ from aiokafka.errors import KafkaError
 
 from streamapp import topics
 from streamapp.kafka.topics import TopicError
+from streamapp.saga.machine import COMPENSATED, COMPLETED, FAILED, TERMINAL_EVENTS
 from streamapp.seeds import load_seeds
 from streamapp.settings import Settings
 from streamapp.tools.records import read_all
+from streamapp.web import client
 
 INVARIANTS = (1, 2, 3, 4)
 #: How long one HTTP view may take to answer.
@@ -44,12 +44,6 @@ VIEW_TIMEOUT_S = 10.0
 #: Offending ids shown per violation.
 SHOWN_IDS = 10
 
-COMPLETED, COMPENSATED, FAILED = "COMPLETED", "COMPENSATED", "FAILED"
-TERMINAL_EVENTS = {
-    "SagaCompleted": COMPLETED,
-    "SagaCompensated": COMPENSATED,
-    "SagaFailed": FAILED,
-}
 
 Event = Mapping[str, Any]
 
@@ -458,14 +452,9 @@ def check_payments(
 def fetch_json(url: str, timeout: float = VIEW_TIMEOUT_S) -> Any:
     """GET a JSON view; ViewError (never a crash) when it cannot be had."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        raise ViewError(f"{url}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:  # refused, unresolvable, timed out
-        raise ViewError(f"{url}: {getattr(exc, 'reason', exc)}") from None
-    except orjson.JSONDecodeError as exc:
-        raise ViewError(f"{url}: not JSON ({exc})") from None
+        return client.fetch_json(url, timeout)
+    except client.HttpError as exc:
+        raise ViewError(str(exc)) from None
 
 
 async def _view(url: str, parse: Any, report: Report) -> Any:
