@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.types import TopicT
+from faust.types import TableT, TopicT
 
 from streamapp import topics
 from streamapp.health import ReadinessInputs, readiness
@@ -178,7 +178,7 @@ class StreamApp(faust.App):
         default: Any = None,
         value_type: Any = None,
         partitions: int | None = None,
-    ) -> Any:
+    ) -> TableT[bytes, Any]:
         """A changelog-backed table keyed by the raw UTF-8 bytes of the record key.
 
         faust serialises ``str`` table keys as JSON (``"k"`` with quotes), so the router

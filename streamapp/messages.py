@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -32,6 +33,18 @@ def iso_utc(moment: datetime | None = None) -> str:
     """ISO-8601 UTC with milliseconds and a Z, as the contract writes timestamps."""
     moment = moment or datetime.now(UTC)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def decimal_string(value: Any) -> Decimal:
+    """Money as the contract writes it: a decimal string, never a float. ValueError (the
+    reason, to follow the field's name) otherwise; the caller decides about NaN, infinity
+    and the sign."""
+    if not isinstance(value, str):
+        raise ValueError("must be a decimal string (money is never a float)")
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"is not a decimal: {value!r}") from None
 
 
 def iso_from_millis(epoch_ms: int) -> str:

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # a type only: this module stays free of Faust at run time
+    from faust.types import CollectionT
 
 #: Prefix of the expiry index's key family (beside e/ s/ h/ c/ or e/ r/).
 INDEX_PREFIX = b"x/"
@@ -82,7 +85,7 @@ def partition_keys(
     return found
 
 
-def due_entries(table: Any, partition: int, now_ms: int, limit: int) -> list[bytes]:
+def due_entries(table: CollectionT, partition: int, now_ms: int, limit: int) -> list[bytes]:
     """One partition's index entries (without INDEX_PREFIX) due at now_ms, oldest first."""
     stop = INDEX_PREFIX + due_stop(now_ms)
     keys = partition_keys(table, partition, INDEX_PREFIX, stop, limit)

@@ -19,8 +19,7 @@ class InventoryView(View):
     @when_ready(app)
     async def get(self, request: Request) -> Any:
         skus = sorted(seeds.stock)  # only seeded skus exist
-        levels = (service.entity(stock_key(sku)) for sku in skus)
-        return self.json({"items": [level for level in levels if level is not None]})
+        return self.json({"items": service.entities(stock_key(sku) for sku in skus)})
 
 
 @app.page("/inventory/{sku}")

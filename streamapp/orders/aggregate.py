@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from streamapp.errors import InvalidTransition, UnknownCommand, ValidationError
-from streamapp.messages import Command, Event
+from streamapp.messages import Command, Event, decimal_string
 
 AGGREGATE_TYPE = "Order"
 
@@ -80,12 +80,10 @@ class OrderState:
 
 # -- validation -----------------------------------------------------------------------
 def _money(value: Any, where: str) -> Decimal:
-    if not isinstance(value, str):
-        raise ValidationError(f"{where} must be a decimal string (money is never a float)")
     try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise ValidationError(f"{where} is not a decimal: {value!r}") from None
+        amount = decimal_string(value)
+    except ValueError as exc:
+        raise ValidationError(f"{where} {exc}") from None
     if not amount.is_finite() or amount < 0:
         raise ValidationError(f"{where} must be a non-negative decimal, got {value!r}")
     if amount and amount.adjusted() >= MAX_PRICE_DIGITS:

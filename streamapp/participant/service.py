@@ -9,8 +9,8 @@ the handler's expiry of answers older than ``state_retention_ms`` on housekeepin
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,11 +22,14 @@ from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.resilience.housekeeping import Housekeeping
 from streamapp.resilience.injection import FailureInjection
 
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+
 
 class ParticipantService:
     """The topics, tables, handler and agent of one participant service."""
 
-    def __init__(self, app: Any, rules: Rules) -> None:
+    def __init__(self, app: StreamApp, rules: Rules) -> None:
         self.app = app
         self.name = rules.service
         self.commands = app.contract_topic(
@@ -88,6 +91,11 @@ class ParticipantService:
         """An entity (stock level, account) as commands see it, or None: a command cut
         short by a crash does not count until it is processed again."""
         return reading(self.tables)["entities"].get(key)
+
+    def entities(self, keys: Iterable[bytes]) -> list[Any]:
+        """The entities that exist among `keys`, in their order (a listing view)."""
+        found = (self.entity(key) for key in keys)
+        return [entity for entity in found if entity is not None]
 
     def record(self, key: bytes) -> Any:
         """A per-saga record (reservation, payment, shipment) as commands see it."""

@@ -19,8 +19,7 @@ class AccountsView(View):
     @when_ready(app)
     async def get(self, request: Request) -> Any:
         customers = sorted(seeds.credit_limits)
-        found = (service.entity(account_key(c)) for c in customers)
-        return self.json({"accounts": [account for account in found if account is not None]})
+        return self.json({"accounts": service.entities(account_key(c) for c in customers)})
 
 
 @app.page("/payments/accounts/{customer_id}")

@@ -27,7 +27,7 @@ consumer = ResilientConsumer(
 @consumer.agent
 async def record(delivery: Delivery) -> bool:
     """Record a probe; True when this record was already recorded (a redelivery)."""
-    key = delivery.key
+    key = delivery.key or b""  # no key: parse_probe refuses it
     probe = parse_probe(key, delivery.value)  # InvalidProbe: never retried
     first = delivery.origin
     updated = record_probe(probes_table.get(key), probe, first.partition, first.offset, iso_utc())

@@ -24,7 +24,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import astuple, dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from faust.types import EventT, StreamT, TopicT
 
 from streamapp.resilience.deadletter import dead_letter, record_headers
 from streamapp.resilience.headers import (
@@ -36,6 +38,10 @@ from streamapp.resilience.headers import (
 )
 from streamapp.resilience.policy import ErrorClassifier, RetryPolicy, error_type
 from streamapp.topics import due_topic, is_due, main_topic, retry_topic
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+    from streamapp.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +65,10 @@ class Delivery:
     origin: Origin  # where it first arrived: dedupe by this
     attempt: int  # retries made before this one (0: first attempt)
     timestamp_ms: int
-    event: Any  # the faust event (for senders that need it)
+    event: EventT[Any]  # the faust event (for senders that need it)
 
     @classmethod
-    def of(cls, event: Any) -> Delivery:
+    def of(cls, event: EventT[Any]) -> Delivery:
         """Only a record from ``<topic>.retry.due`` is a retry: retry headers on a main
         topic record come from a client (or a replay) and are not trusted."""
         message = event.message
@@ -81,7 +87,7 @@ class Delivery:
         )
 
 
-def policy_from(settings: Any) -> RetryPolicy:
+def policy_from(settings: Settings) -> RetryPolicy:
     policy: RetryPolicy = settings.retry_policy
     return policy
 
@@ -95,9 +101,9 @@ class ResilientConsumer:
 
     def __init__(
         self,
-        app: Any,
+        app: StreamApp,
         name: str,
-        topics: Sequence[Any],
+        topics: Sequence[TopicT],
         *,
         classifier: ErrorClassifier | None = None,
         policy: RetryPolicy | None = None,
@@ -112,7 +118,7 @@ class ResilientConsumer:
         self.policy = policy or policy_from(app.settings)
         self.timeout_s = (timeout_ms or app.settings.processing_timeout_ms) / 1000.0
         self.main_topics = [t.get_topic_name() for t in topics]
-        self._retry: dict[str, Any] = {}
+        self._retry: dict[str, TopicT] = {}
         due = []
         for topic in topics:
             spec_name = topic.get_topic_name()
@@ -132,7 +138,7 @@ class ResilientConsumer:
         tables), each through `handler` under this consumer's rules. A decorator: put
         ``@consumer.agent`` on the handler where it is defined."""
 
-        async def consume(stream: Any) -> None:
+        async def consume(stream: StreamT[Any]) -> None:
             async for event in stream.events():
                 await self.process(event, handler)
 
@@ -140,7 +146,7 @@ class ResilientConsumer:
         self.app.agent(self.channel, name=self.name)(consume)
         return handler
 
-    async def process(self, event: Any, handler: Handler) -> None:
+    async def process(self, event: EventT[Any], handler: Handler) -> None:
         started = time.perf_counter()
         delivery = Delivery.of(event)
         metrics = self.app.metrics
@@ -200,7 +206,7 @@ class ResilientConsumer:
             return
         self.app.metrics.retries.labels(main, str(attempt)).inc()
 
-    def _retry_topic(self, main: str, attempt: int) -> Any:
+    def _retry_topic(self, main: str, attempt: int) -> TopicT:
         name = retry_topic(main, attempt)
         if name not in self._retry:
             self._retry[name] = self.app.topic(

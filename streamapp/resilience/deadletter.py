@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from faust.types import EventT
 
 from streamapp.resilience.headers import Origin, dlq_headers, origin, retry_count, stack_of
 from streamapp.resilience.policy import error_type
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +33,9 @@ def record_headers(raw: Any) -> list[tuple[str, bytes]]:
 
 
 async def dead_letter(
-    app: Any,
+    app: StreamApp,
     agent: str,
-    event: Any,
+    event: EventT[Any],
     reason: str,
     error: BaseException,
     where: Origin | None = None,

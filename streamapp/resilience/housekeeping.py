@@ -17,11 +17,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from streamapp.resilience.consumer import Delivery
 from streamapp.resilience.headers import header
 from streamapp.topics import due_topic, is_due
+
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ Expire = Callable[[int, int], int]
 class Housekeeping:
     """The ticks of one agent: a timer sends them, the agent hands them to `handle`."""
 
-    def __init__(self, app: Any, main_topic: str, expire: Expire) -> None:
+    def __init__(self, app: StreamApp, main_topic: str, expire: Expire) -> None:
         self.app = app
         self.main_topic = main_topic
         self.expire = expire

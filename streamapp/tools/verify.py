@@ -24,7 +24,7 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -32,6 +32,7 @@ from aiokafka.errors import KafkaError
 
 from streamapp import topics
 from streamapp.kafka.topics import TopicError
+from streamapp.messages import decimal_string
 from streamapp.saga.machine import COMPENSATED, COMPLETED, FAILED, TERMINAL_EVENTS
 from streamapp.seeds import load_seeds
 from streamapp.settings import Settings
@@ -85,12 +86,7 @@ def _by_saga(events: Iterable[Event]) -> dict[str, list[Event]]:
 
 def _amount(value: Any) -> Decimal:
     """A money value as the contract writes it: a finite decimal string."""
-    if not isinstance(value, str):
-        raise ValueError(f"money must be a decimal string, got {value!r}")
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"not a decimal: {value!r}") from None
+    amount = decimal_string(value)
     if not amount.is_finite():
         raise ValueError(f"not a finite decimal: {value!r}")
     return amount

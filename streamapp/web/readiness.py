@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamapp.health import readiness
 from streamapp.web.errors import json_error
 
+if TYPE_CHECKING:
+    from streamapp.app import StreamApp
+
 View = Callable[..., Awaitable[Any]]
 
 
-def when_ready(app: Any) -> Callable[[View], View]:
+def when_ready(app: StreamApp) -> Callable[[View], View]:
     """Decorate a faust page handler so it answers 503 NotReady until the worker is ready."""
 
     def decorate(view: View) -> View:
