@@ -8,8 +8,10 @@ Crash consistency under at-least-once delivery (see docs/eventstore.md):
   which source record (partition, offset) produced which outcome.
 * A command id seen before, from the *same* source record, is a redelivery after a crash:
   its events and reply are published again (they may not have left before the crash;
-  a copy that did is identical). From another record it is a client retry: the reply
-  repeats the first outcome as ``duplicate`` and nothing is appended or published.
+  a copy that did is identical). From another record it is a retry (a client's, or a
+  saga's re-send): the reply repeats the first outcome as ``duplicate``, nothing is
+  appended, and the command's events are published again, identical, for whoever missed
+  them.
 
 Retention: an outcome record carries the time it was first written (``at``) and, with a
 ``retention_ms``, an expiry index entry (eventstore.retention) written after it; `expire`
@@ -81,7 +83,10 @@ class OrderCommandHandler:
         if known is not None:
             reply = Reply.from_dict(known["reply"])
             if (known["partition"], known["offset"]) != (source.partition, source.offset):
-                return Outcome(reply.as_duplicate())
+                # A retry of an applied command publishes its events again (identical
+                # records): whoever missed them — a saga whose copy of OrderConfirmed was
+                # dead-lettered, re-sending ConfirmOrder — gets them this way.
+                return Outcome(reply.as_duplicate(), self._published(stream, known))
             # A redelivery: this worker may have died with writes and sends in flight.
             first, last = known["fromVersion"], known["toVersion"]
             self.store.rewrite(stream, first, last, command.command_id)
@@ -123,6 +128,13 @@ class OrderCommandHandler:
         self.repository.append(stream, state, events, version, commit=record)
         self._keep(outcome_key(stream, command.command_id), record)
         return Outcome(reply, events)
+
+    def _published(self, stream: str, known: Mapping[str, Any]) -> tuple[Event, ...]:
+        """The events an accepted command appended (none for a rejection)."""
+        first, last = known.get("fromVersion"), known.get("toVersion")
+        if not isinstance(first, int) or not isinstance(last, int) or first > last:
+            return ()
+        return tuple(self.store.read_range(stream, first, last))
 
     def _keep(self, key: bytes, record: Mapping[str, Any]) -> None:
         """Write an outcome record, then its expiry index entry (same on a rewrite: the
