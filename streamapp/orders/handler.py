@@ -8,10 +8,10 @@ Crash consistency under at-least-once delivery (see docs/eventstore.md):
   which source record (partition, offset) produced which outcome.
 * A command id seen before, from the *same* source record, is a redelivery after a crash:
   its events and reply are published again (they may not have left before the crash;
-  a copy that did is identical). From another record it is a retry (a client's, or a
-  saga's re-send): the reply repeats the first outcome as ``duplicate``, nothing is
-  appended, and the command's events are published again, identical, for whoever missed
-  them.
+  a copy that did is identical). From another record it is a retry: the reply repeats
+  the first outcome as ``duplicate`` and nothing is appended; a retried ConfirmOrder or
+  CancelOrder (which the saga re-sends until it sees the event) also publishes its events
+  again, identical, so a saga that lost its copy heals.
 
 Retention: an outcome record carries the time it was first written (``at``) and, with a
 ``retention_ms``, an expiry index entry (eventstore.retention) written after it; `expire`
@@ -35,6 +35,8 @@ from streamapp.orders import aggregate
 from streamapp.orders.aggregate import OrderState
 
 SOURCE = "orders"
+#: Commands the saga sends again until their event reaches it (see `handle`).
+RESENT_UNTIL_SEEN = frozenset({"ConfirmOrder", "CancelOrder"})
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,13 @@ class OrderCommandHandler:
         if known is not None:
             reply = Reply.from_dict(known["reply"])
             if (known["partition"], known["offset"]) != (source.partition, source.offset):
-                # A retry of an applied command publishes its events again (identical
-                # records): whoever missed them — a saga whose copy of OrderConfirmed was
-                # dead-lettered, re-sending ConfirmOrder — gets them this way.
-                return Outcome(reply.as_duplicate(), self._published(stream, known))
+                # The saga re-sends ConfirmOrder / CancelOrder until it sees their event: a
+                # retry of one publishes its events again (identical records), so a saga
+                # whose copy was dead-lettered heals. Other retries publish nothing.
+                again = command.command_type in RESENT_UNTIL_SEEN
+                return Outcome(
+                    reply.as_duplicate(), self._published(stream, known) if again else ()
+                )
             # A redelivery: this worker may have died with writes and sends in flight.
             first, last = known["fromVersion"], known["toVersion"]
             self.store.rewrite(stream, first, last, command.command_id)
