@@ -55,6 +55,11 @@ class Settings:
     seeds_file: Path = setting(
         Path("config/seeds.toml"), "Stock, credit limits and shipping countries to start from."
     )
+    schemas_dir: Path = setting(
+        Path("config/schemas"),
+        "JSON Schemas of every command and event type (<Type>.json), registered by the "
+        "orders workers at start-up.",
+    )
     saga_step_timeout_ms: int = setting(
         60000,
         "A saga step without an answer this long times out (compensation starts). Must "

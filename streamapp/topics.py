@@ -79,6 +79,8 @@ ORDERS_EVENTS = Topic("orders.events")
 SAGAS_EVENTS = Topic("sagas.events")
 SAGAS_TIMEOUTS = Topic("sagas.timeouts", config={"retention.ms": str(24 * 3600 * 1000)})
 PROBES = Topic("streamapp.probes")
+#: The schema registry's log: one partition, so every request has one order.
+SCHEMAS = Topic("_schemas", single_partition=True, compacted=True)
 
 PARTICIPANTS = ("inventory", "payments", "shipping")
 

@@ -129,8 +129,11 @@ def stock_key(sku: str) -> bytes:
     return sku.encode()
 
 
+RESERVATION = b"reservation/"
+
+
 def reservation_key(saga_id: str) -> bytes:
-    return b"reservation/" + saga_id.encode()
+    return RESERVATION + saga_id.encode()
 
 
 def _level(doc: Mapping[str, Any]) -> StockLevel:
@@ -236,6 +239,13 @@ class InventoryRules:
     def touched(self, tables: Tables, command: Command) -> list[tuple[str, bytes]]:
         keys = [("entities", stock_key(sku)) for sku in self._skus(tables, command)]
         return [*keys, ("records", reservation_key(command.aggregate_id))]
+
+    def saga_records(self, saga_id: str) -> tuple[bytes, ...]:
+        return (reservation_key(saga_id),)
+
+    def closed(self, key: bytes, value: Any) -> bool:
+        """A released or committed reservation holds no units: nothing can change it."""
+        return key.startswith(RESERVATION) and value.get("status") in (RELEASED, COMMITTED)
 
 
 def _items(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -8,8 +8,10 @@ Crash consistency under at-least-once delivery (see docs/eventstore.md):
   which source record (partition, offset) produced which outcome.
 * A command id seen before, from the *same* source record, is a redelivery after a crash:
   its events and reply are published again (they may not have left before the crash;
-  a copy that did is identical). From another record it is a client retry: the reply
-  repeats the first outcome as ``duplicate`` and nothing is appended or published.
+  a copy that did is identical). From another record it is a retry: the reply repeats
+  the first outcome as ``duplicate`` and nothing is appended; a retried ConfirmOrder or
+  CancelOrder (which the saga re-sends until it sees the event) also publishes its events
+  again, identical, so a saga that lost its copy heals.
 
 Retention: an outcome record carries the time it was first written (``at``) and, with a
 ``retention_ms``, an expiry index entry (eventstore.retention) written after it; `expire`
@@ -32,6 +34,8 @@ from streamapp.orders import aggregate
 from streamapp.orders.aggregate import OrderState
 
 SOURCE = "orders"
+#: Commands the saga sends again until their event reaches it (see `handle`).
+RESENT_UNTIL_SEEN = frozenset({"ConfirmOrder", "CancelOrder"})
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,13 @@ class OrderCommandHandler:
         if known is not None:
             reply = Reply.from_dict(known["reply"])
             if (known["partition"], known["offset"]) != (source.partition, source.offset):
-                return Outcome(reply.as_duplicate())
+                # The saga re-sends ConfirmOrder / CancelOrder until it sees their event: a
+                # retry of one publishes its events again (identical records), so a saga
+                # whose copy was dead-lettered heals. Other retries publish nothing.
+                again = command.command_type in RESENT_UNTIL_SEEN
+                return Outcome(
+                    reply.as_duplicate(), self._published(stream, known) if again else ()
+                )
             # A redelivery: this worker may have died with writes and sends in flight.
             first, last = known["fromVersion"], known["toVersion"]
             self.store.rewrite(stream, first, last, command.command_id)
@@ -124,6 +134,13 @@ class OrderCommandHandler:
         )
         self._keep(stream, command.command_id, record)
         return Outcome(reply, events)
+
+    def _published(self, stream: str, known: Mapping[str, Any]) -> tuple[Event, ...]:
+        """The events an accepted command appended (none for a rejection)."""
+        first, last = known.get("fromVersion"), known.get("toVersion")
+        if not isinstance(first, int) or not isinstance(last, int) or first > last:
+            return ()
+        return tuple(self.store.read_range(stream, first, last))
 
     def _keep(self, stream: str, command_id: str, record: Mapping[str, Any]) -> None:
         """Record an outcome with its expiry (same on a rewrite: the expiry comes from

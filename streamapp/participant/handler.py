@@ -23,11 +23,25 @@ Retention. The reading rule needs an answer as long as a value carries its comma
 stamp. An answer records when it was written (``at``) and the keys its command stamped
 (``wrote``); with a ``retention_ms`` it gets an expiry index entry (eventstore.retention)
 and `expire` removes it after the window, together with that dependency: each key still
-stamped by the command is settled first (an entity keeps its value under no stamp,
-``by`` None; a per-saga record, its last write being that old, is deleted), then the
-answer, then the entry (a crash in between leaves the entry to be processed again). So
-the rule stays exact and needs no clock; a command id repeated within the window is a
-duplicate, and after it is decided again.
+stamped by the command is settled first, then the answer, then the entry (a crash in
+between leaves the entry to be processed again). Settling keeps the value under no stamp
+(``by`` None: it reads as it is); it deletes a key whose value is None, and:
+
+- a per-saga record (role ``records``) that its service's rules call *closed*
+  (``Rules.closed``: a released or committed reservation, a refunded payment, a
+  cancelled shipment). An *open* one (units still reserved, money still charged) is live
+  state a later command of its saga needs (a release, a refund), however late: it is
+  kept, and goes when a later command that closes it has its own answer expire;
+- a saga's event counter (``seq/<saga>``), once no record of its saga at this service
+  is open or stamped by another command (``Rules.saga_records``): it is settled after
+  the saga's other keys and kept while one is, so the versions of a saga's events never
+  restart while the saga can still get answers.
+
+So the rule stays exact and needs no clock; a command id repeated within the window is a
+duplicate, and after it is decided again. A crash between any two writes of an expiry
+leaves a state that reads correctly: the answer goes last, so a key still stamped by
+its command reads as applied; a settled key reads the same; a deleted one is a closed
+record, or a counter no open record needs; the entry, processed again, finishes the job.
 """
 
 from __future__ import annotations
@@ -46,8 +60,8 @@ Tables = Mapping[str, MutableMapping[bytes, Any]]
 
 VALUE, BY, BEFORE = "value", "by", "before"
 
-#: Roles whose keys are per saga: deleted when the last command that wrote them expires
-#: (entities are kept, settled under no stamp).
+#: The role of per-saga records: deleted when the last command that wrote them expires if
+#: they are closed (Rules.closed); open ones and entities are kept, settled under no stamp.
 PER_SAGA = "records"
 
 
@@ -138,6 +152,15 @@ class Rules(Protocol):
     def touched(self, tables: Tables, command: Command) -> Iterable[tuple[str, bytes]]:
         """The (table role, key) pairs a command writes (to rewrite on redelivery)."""
 
+    def saga_records(self, saga_id: str) -> Iterable[bytes]:
+        """The keys (role ``records``) of the per-saga records this service keeps for a
+        saga: its event counter stays while one of them is open."""
+
+    def closed(self, key: bytes, value: Any) -> bool:
+        """Whether a per-saga record's value is final (no command of its saga needs it any
+        more), so that it may be deleted a window after its last write. Anything else,
+        an unknown key included, is open: kept."""
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -152,8 +175,15 @@ def answer_key(command_id: str) -> bytes:
     return ANSWER + command_id.encode()
 
 
+SEQUENCE = b"seq/"
+
+
 def _sequence_key(saga_id: str) -> bytes:
-    return b"seq/" + saga_id.encode()
+    return SEQUENCE + saga_id.encode()
+
+
+def _is_counter(key: bytes) -> bool:
+    return key.startswith(SEQUENCE)
 
 
 class ParticipantHandler:
@@ -235,8 +265,13 @@ class ParticipantHandler:
             answer = self.records.get(key)
             if answer is not None:
                 command_id = key[len(ANSWER) :].decode()
-                for role, name in answer.get("wrote", ()):
-                    self._settle(role, name.encode(), command_id)
+                wrote = [(role, name.encode()) for role, name in answer.get("wrote", ())]
+                counters = [k for role, k in wrote if role == PER_SAGA and _is_counter(k)]
+                for role, table_key in wrote:
+                    if not (role == PER_SAGA and _is_counter(table_key)):
+                        self._settle(role, table_key, command_id)
+                for table_key in counters:  # after the saga's records: they decide
+                    self._settle_counter(table_key, command_id)
             tombstone(self.records, key)
             tombstone(self.index, entry)
             removed += 1
@@ -247,10 +282,33 @@ class ParticipantHandler:
         stored = table.get(key)
         if stored is None or stored[BY] != command_id:
             return  # a later command stamped it: its own answer covers it
-        if role == PER_SAGA or stored[VALUE] is None:
+        value = stored[VALUE]
+        if value is None or (role == PER_SAGA and self.rules.closed(key, value)):
             tombstone(table, key)
+        else:  # an entity, or an open per-saga record: kept, read as it is
+            table[key] = {VALUE: value, BY: None, BEFORE: None}
+
+    def _settle_counter(self, key: bytes, command_id: str) -> None:
+        """A saga's event counter goes with the last of the saga's records to close."""
+        stored = self.records.get(key)
+        if stored is None or stored[BY] != command_id:
+            return
+        saga_id = key[len(SEQUENCE) :].decode()
+        kept = any(self._holds(k, command_id) for k in self.rules.saga_records(saga_id))
+        if kept and stored[VALUE] is not None:
+            self.records[key] = {VALUE: stored[VALUE], BY: None, BEFORE: None}
         else:
-            table[key] = {VALUE: stored[VALUE], BY: None, BEFORE: None}
+            tombstone(self.records, key)
+
+    def _holds(self, key: bytes, command_id: str) -> bool:
+        """Whether a per-saga record keeps its saga's counter: open, or stamped by
+        another command (one cut short writes the counter when it is processed again)."""
+        stored = self.records.get(key)
+        if stored is None:
+            return False
+        if stored[BY] is not None and stored[BY] != command_id:
+            return True
+        return stored[VALUE] is not None and not self.rules.closed(key, stored[VALUE])
 
     def _event(self, command: Command, reaction: Reaction, version: int) -> Event:
         assert reaction.event_type is not None

@@ -78,8 +78,11 @@ def account_key(customer_id: str) -> bytes:
     return customer_id.encode()
 
 
+PAYMENT = b"payment/"
+
+
 def payment_key(saga_id: str) -> bytes:
-    return b"payment/" + saga_id.encode()
+    return PAYMENT + saga_id.encode()
 
 
 def _account(doc: Mapping[str, Any] | None) -> Account | None:
@@ -180,6 +183,14 @@ class PaymentRules:
         if command.command_type == "SeedAccounts":
             keys += [("entities", account_key(c)) for c in command.data.get("limits", {})]
         return keys
+
+    def saga_records(self, saga_id: str) -> tuple[bytes, ...]:
+        return (payment_key(saga_id),)
+
+    def closed(self, key: bytes, value: Any) -> bool:
+        """A refunded payment owes nothing back; a CHARGED one may still be refunded
+        (a compensation can come however late: it is kept)."""
+        return key.startswith(PAYMENT) and value.get("status") == REFUNDED
 
 
 def _amount(data: Mapping[str, Any]) -> Decimal:

@@ -8,9 +8,11 @@ a timer on each worker turns due deadlines of its own partitions into records on
 survive restarts and rebalances, and timeouts are serialised with the saga's events.
 
 A settled saga's expiry is in a third table, ``saga-expiries``: it holds every saga ended
-within the retention window (days of them), so it is scanned on a slower timer than the
-in-flight deadlines, whose table stays small. An expiry tick goes the same way; the
-agent then deletes the saga from all three tables (its events stay on sagas.events).
+within the retention window (days of them), so it is a time-ordered index read per
+partition in bounded batches from the earliest entry (``saga.timers``), on a slower timer
+than the in-flight deadlines, whose table stays small. An expiry tick names its index
+entry; the agent then deletes the saga from all three tables (its events stay on
+sagas.events), always with tombstones on the changelogs.
 """
 
 from __future__ import annotations
@@ -24,12 +26,24 @@ import orjson
 from streamapp import topics
 from streamapp.app import app
 from streamapp.errors import SchemaError
-from streamapp.messages import new_id
 from streamapp.orders.agents import commands_topic as orders_commands
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.saga.definition import order_fulfillment
 from streamapp.saga.machine import TERMINAL_EVENTS, SagaMachine
 from streamapp.saga.orchestration import ORDERS, TIMEOUTS, Incoming, SagaRecord, react
+from streamapp.saga.timers import (
+    DEADLINES,
+    EXPIRIES,
+    SAGAS,
+    TickLog,
+    effects,
+    entry_saga,
+    reserved,
+    retick_after_ms,
+    tick_deadlines,
+    tick_expiries,
+    tick_value,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +82,11 @@ SOURCES = {
 }
 SOURCES |= {settings.topic(topics.participant_events(s).name): s for s in topics.PARTICIPANTS}
 
-sagas = app.keyed_table("sagas")
-deadlines = app.keyed_table("saga-deadlines")
-expiries = app.keyed_table("saga-expiries")
+sagas = app.keyed_table(SAGAS)
+deadlines = app.keyed_table(DEADLINES)
+#: The expiry index: x/<expiresAtMs:013d>/<sagaId> -> expiresAtMs (see saga.timers).
+expiries = app.keyed_table(EXPIRIES)
+TABLES = {SAGAS: sagas, DEADLINES: deadlines, EXPIRIES: expiries}
 
 
 def expiry_scan_interval_s(retention_ms: int) -> float:
@@ -92,7 +108,11 @@ def parse(raw: bytes | None, source: str, topic: str, offset: int) -> Incoming:
         if not isinstance(tick_id, str) or not tick_id or type(deadline) is not int:
             # Not one of our ticks: dead-lettered, never taken for a deadline.
             raise SchemaError("a timeout tick needs a tickId string and a deadlineMs integer")
-        return Incoming(source, topic, offset, "Timeout", tick_id, None, None, {})
+        entry = doc.get("entry")
+        if entry is not None and (not isinstance(entry, str) or not entry):
+            raise SchemaError("a timeout tick's entry must be a non-empty string")
+        tick = {"entry": entry} if entry is not None else {}
+        return Incoming(source, topic, offset, "Timeout", tick_id, None, None, tick)
     event_type, event_id = doc.get("eventType"), doc.get("eventId")
     if not isinstance(event_type, str) or not isinstance(event_id, str):
         raise SchemaError("an event needs eventType and eventId strings")
@@ -120,32 +140,34 @@ async def orchestrate(delivery: Delivery) -> bool:
 
     A retried record counts as its first arrival (origin topic and offset), so the
     saga's applied-offset check recognises it if its first attempt got that far."""
-    if not delivery.key:
+    if not delivery.key or reserved(delivery.key):
         raise SchemaError("the record key must be the saga (order) id")
     first = delivery.origin
     incoming = parse(delivery.value, SOURCES[first.topic], first.topic, first.offset)
+    tick_entry = _tick_entry(incoming, delivery.key)
     stored = sagas.get(delivery.key)
     record = SagaRecord.from_dict(stored) if stored is not None else None
     reaction = react(machine, delivery.key.decode(), record, incoming, int(time.time() * 1000))
-    if reaction.delete:
-        # Expired (or a deadline left without its saga): the saga's events stay on
-        # sagas.events. Deleted here, while processing a record of the saga's
-        # partition, so the tombstones go to that partition of the changelogs.
-        sagas.pop(delivery.key, None)
-        deadlines.pop(delivery.key, None)
-        expiries.pop(delivery.key, None)
-        _ticked.pop(delivery.key, None)
-        await app.hand_over_table_writes()
-    elif reaction.record is not None and (reaction.changed or reaction.redelivered):
-        # State first (a redelivery writes it again: the local store may be ahead of
-        # the changelog after a crash), then what it implies.
-        sagas[delivery.key] = reaction.record.to_dict()
-        state = reaction.record.state
-        for table, due in ((deadlines, state.next_deadline()), (expiries, state.expires_ms)):
-            if due is None:
-                table.pop(delivery.key, None)
-            else:
-                table[delivery.key] = due
+    # Expired (or a deadline left without its saga): the saga is deleted from all three
+    # tables, its events stay on sagas.events. Otherwise the state first (a redelivery
+    # writes it again: the local store may be ahead of the changelog after a crash), its
+    # deadline and expiry index entry, then what it implies. All of it here, while
+    # processing a record of the saga's partition, so the changelog records (tombstones
+    # too, written whether the key is still stored here or not) go to that partition.
+    after = reaction.record
+    write = after is not None and (reaction.changed or reaction.redelivered)
+    todo = effects(
+        delivery.key,
+        record.state if record is not None else None,
+        after.state if after is not None else None,
+        stored=after.to_dict() if write and after is not None else None,
+        delete=reaction.delete,
+        write=write,
+        redelivered=reaction.redelivered,
+        tick_entry=tick_entry,
+    )
+    if todo:
+        todo.apply(TABLES)
         await app.hand_over_table_writes()
     for topic, command in reaction.commands:
         await command_topics[settings.topic(topic)].send(
@@ -158,35 +180,57 @@ async def orchestrate(delivery: Delivery) -> bool:
     return reaction.redelivered
 
 
-#: Deadlines this worker already sent a tick for (saga key -> deadline), so a due saga
-#: is ticked once per deadline; after a restart it is ticked again, which is harmless.
-_ticked: dict[bytes, int] = {}
+def _tick_entry(incoming: Incoming, key: bytes) -> bytes | None:
+    """The saga-expiries key an expiry tick names; it must belong to the tick's saga."""
+    entry = incoming.data.get("entry") if incoming.source == TIMEOUTS else None
+    if entry is None:
+        return None
+    raw = str(entry).encode()
+    if entry_saga(raw) != key:
+        raise SchemaError("a timeout tick's entry must belong to the saga it is keyed by")
+    return raw
 
 
-async def _tick_due(table: Any) -> None:
-    """Send a timeout record for every saga of this worker's partitions in `table`
-    (saga key -> deadline) that is due."""
-    if app.rebalancing:
-        return
-    now = int(time.time() * 1000)
-    due = [(key, deadline) for key, deadline in table.items() if deadline <= now]
-    for key, deadline in due:
-        if _ticked.get(key) == deadline:
-            continue
-        tick = {"tickId": new_id(), "sagaId": key.decode(), "deadlineMs": deadline}
-        await timeouts_topic.send(key=key, value=orjson.dumps(tick))
-        _ticked[key] = deadline
-    if len(_ticked) > 10 * max(1, len(due)) + 10_000:
-        _ticked.clear()
+#: What this worker ticked, per table: a due deadline is ticked once, and again when it
+#: is still due a retry budget (+ margin) later (the tick was lost or dead-lettered).
+_retick_ms = retick_after_ms(settings.retry_policy.budget_ms())
+deadline_ticks = TickLog(_retick_ms)
+expiry_ticks = TickLog(_retick_ms)
+
+
+async def _send_tick(key: bytes, deadline: int, entry: bytes | None) -> None:
+    await timeouts_topic.send(key=key, value=tick_value(key, deadline, entry))
+
+
+def _owned(table: Any) -> list[int]:
+    """The partitions of a table this worker actively owns (not standbys)."""
+    topic = table.changelog_topic.get_topic_name()
+    actives = app.assignor.assigned_actives()
+    return sorted({tp.partition for tp in actives if tp.topic == topic})
 
 
 # (no parameters: faust passes the app to a timer function that takes one)
 async def tick_due_sagas() -> None:
-    await _tick_due(deadlines)
+    """In-flight deadlines: the table holds only sagas in flight, read whole."""
+    if app.rebalancing:
+        return
+    now = int(time.time() * 1000)
+    await tick_deadlines(deadlines.items(), now, deadline_ticks, _send_tick)
 
 
 async def tick_expired_sagas() -> None:
-    await _tick_due(expiries)
+    """Settled sagas' expiries: the due head of each owned partition's index."""
+    if app.rebalancing:
+        return
+    now = int(time.time() * 1000)
+    await tick_expiries(
+        expiries,
+        _owned(expiries),
+        now,
+        expiry_ticks,
+        _send_tick,
+        stopped=lambda: bool(app.rebalancing),
+    )
 
 
 app.timer(TICK_INTERVAL_S, name="saga-deadlines")(tick_due_sagas)

@@ -24,8 +24,11 @@ def check_destination(address: Mapping[str, Any] | None, countries: Collection[s
     return country
 
 
+SHIPMENT = b"shipment/"
+
+
 def shipment_key(saga_id: str) -> bytes:
-    return b"shipment/" + saga_id.encode()
+    return SHIPMENT + saga_id.encode()
 
 
 class ShippingRules:
@@ -70,3 +73,10 @@ class ShippingRules:
 
     def touched(self, tables: Tables, command: Command) -> list[tuple[str, bytes]]:
         return [("records", shipment_key(command.aggregate_id))]
+
+    def saga_records(self, saga_id: str) -> tuple[bytes, ...]:
+        return (shipment_key(saga_id),)
+
+    def closed(self, key: bytes, value: Any) -> bool:
+        """A cancelled shipment is final; a SCHEDULED one may still be cancelled."""
+        return key.startswith(SHIPMENT) and value.get("status") == CANCELLED

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web as aio
 
@@ -26,6 +27,9 @@ ERROR_TYPES = {
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
     500: "InternalError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "Timeout",
 }
 
 
@@ -79,12 +83,17 @@ async def _answer(
         elif exc.status == 413:
             message = f"request body larger than {max_body_bytes} bytes"
         return _response(exc.status, error_type, message, exc.headers)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        # A request forwarded to the worker that owns the key (faust's table_route) got
+        # no answer: the owner is down or moving. Worth a retry, not a 500.
+        log.warning("no answer from a peer for %s %s: %r", request.method, request.path, exc)
+        return _response(503, "PeerUnavailable", "the worker owning this key did not answer")
     except Exception:
         # Logged with its traceback for the operator; the client sees no internals.
         log.exception("unexpected error answering %s %s", request.method, request.path)
         return _response(500, "InternalError", "unexpected error; see the worker's log")
-    if response.status >= 400 and not _contract_shaped(response):
-        # faust's own View errors ({"error": "..."}) and any plain-text error body.
+    if response.status >= 400 and _foreign_error(response):
+        # faust's own View errors ({"error": "..."}) and any non-JSON error body.
         return _response(
             response.status,
             ERROR_TYPES.get(response.status, "Error"),
@@ -94,16 +103,21 @@ async def _answer(
     return response
 
 
-def _contract_shaped(response: aio.StreamResponse) -> bool:
+def _foreign_error(response: aio.StreamResponse) -> bool:
+    """An error body in another shape than ours: not JSON, or faust's ``{"error": str}``.
+
+    Other JSON answers are deliberate and pass as they are: /ready's 503 body, and the
+    schema registry's Confluent-shaped ``{"error_code", "message"}``."""
     body = getattr(response, "body", None)
     if not isinstance(body, bytes):
-        return True  # streamed: nothing to inspect (none of our error answers stream)
+        return False  # streamed: nothing to inspect (none of our error answers stream)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return False
-    error = doc.get("error") if isinstance(doc, dict) else None
-    return isinstance(error, dict) and "type" in error and "message" in error
+        return True
+    if not isinstance(doc, dict):
+        return True
+    return "error" in doc and not isinstance(doc["error"], dict)
 
 
 def web_application_options(max_body_bytes: int) -> dict[str, Any]:

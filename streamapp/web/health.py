@@ -10,7 +10,10 @@ from streamapp.app import app
 from streamapp.health import readiness
 from streamapp.web.openapi import document
 
-_VERSION = importlib.metadata.version("streamapp")
+try:
+    _VERSION = importlib.metadata.version("streamapp")
+except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+    _VERSION = "0+unknown"
 
 
 @app.page("/health")

@@ -170,7 +170,15 @@ def test_poison_goes_to_the_dlq_at_once_and_the_next_record_flows(
 def test_kill9_with_records_waiting_in_retry_topics_loses_and_repeats_nothing(
     bootstrap: str, tmp_path: Path, deployments: list[System]
 ) -> None:
-    system = payments(bootstrap, tmp_path, inject_failures_first_attempts="1", retry_base_ms="4000")
+    system = payments(
+        bootstrap,
+        tmp_path,
+        inject_failures_first_attempts="1",
+        retry_base_ms="4000",
+        # 4+8+16+32+64 s (+10 %) of retries: the (unused) saga deadlines must still cover it.
+        saga_step_timeout_ms="200000",
+        saga_compensation_timeout_ms="30000",
+    )
     deployments.append(system)
     commands = [charge(f"order-wait-{n:02d}", "1.00") for n in range(20)]
     send(system, *commands)

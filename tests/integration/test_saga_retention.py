@@ -1,9 +1,9 @@
 """Ended sagas' working state expires after state_retention_ms; the record stays.
 
 With a 3 s window, a completed and a compensated saga disappear from the `sagas`,
-`saga-deadlines` and `saga-expiries` tables (tombstones on their changelogs, 404 on
-GET /sagas/{id}); their events stay on sagas.events, from which `streamapp verify`
-still proves the invariants.
+`saga-deadlines` and `saga-expiries` (the expiry index) tables (tombstones on their
+changelogs, 404 on GET /sagas/{id}); their events stay on sagas.events, from which
+`streamapp verify` still proves the invariants.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from streamapp.saga.timers import entry_saga, is_index_entry
 from tests.integration.kafka_io import events_on, read_topic
 from tests.integration.support import http_json, http_post_json, wait_for
 from tests.integration.system import System
@@ -82,7 +83,12 @@ def test_ended_sagas_expire_and_verify_still_passes(system: System) -> None:
     app_id = system.env["STREAMAPP_APP_ID"]
     for table in ("sagas", "saga-deadlines", "saga-expiries"):
         content = latest(read_topic(system.bootstrap, f"{app_id}-{table}-changelog"))
-        assert {k.decode() for k in content} == set(ends), table
+        if table == "saga-expiries":
+            # the time-ordered index: x/<expiresAtMs:013d>/<sagaId>, one per settled saga
+            assert all(is_index_entry(k) for k in content), content
+            assert sorted(entry_saga(k).decode() for k in content) == sorted(ends), table
+        else:
+            assert {k.decode() for k in content} == set(ends), table
         assert all(value is None for value in content.values()), table  # tombstones
     # the record stays: the saga events are still on sagas.events
     events = events_on(system.bootstrap, system.topic("sagas.events"))

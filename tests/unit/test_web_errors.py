@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -85,3 +86,36 @@ async def test_an_error_answer_in_another_shape_is_given_the_contract_shape() ->
         assert (await response.json())["error"]["type"] == "MethodNotAllowed"
         response = await test_client.get("/good")  # already right: left as it is
         assert (await response.json())["error"]["sku"] == "x"
+
+
+async def test_deliberate_json_answers_pass_and_an_unanswering_peer_is_a_503() -> None:
+    async def not_ready(request: web.Request) -> web.Response:
+        return web.json_response({"ready": False, "waitingFor": ["recovery"]}, status=503)
+
+    async def confluent(request: web.Request) -> web.Response:
+        return web.json_response({"error_code": 40401, "message": "no subject"}, status=404)
+
+    async def text(request: web.Request) -> web.Response:
+        return web.Response(text="oops", status=502)
+
+    async def forward(request: web.Request) -> web.Response:
+        raise aiohttp.ClientConnectionError("connection refused")  # faust's router
+
+    app = web.Application(**web_application_options(max_body_bytes=1000))
+    for path, view in [("/ready", not_ready), ("/subjects/x", confluent), ("/text", text)]:
+        app.router.add_get(path, view)
+    app.router.add_get("/orders/{id}", forward)
+    async with TestClient(TestServer(app)) as test_client:
+        response = await test_client.get("/ready")
+        assert (response.status, await response.json()) == (
+            503,
+            {"ready": False, "waitingFor": ["recovery"]},
+        )
+        response = await test_client.get("/subjects/x")
+        assert (await response.json())["error_code"] == 40401
+        response = await test_client.get("/text")
+        assert response.status == 502
+        assert (await response.json())["error"]["type"] == "BadGateway"
+        response = await test_client.get("/orders/o-1")
+        assert response.status == 503
+        assert (await response.json())["error"]["type"] == "PeerUnavailable"

@@ -120,6 +120,14 @@ def test_duplicate_command_gets_the_first_outcome_and_appends_nothing() -> None:
     assert outcomes[1].events == () and h.store.version("o") == 1
 
 
+def test_a_resent_confirm_publishes_its_event_again_for_a_saga_that_lost_it() -> None:
+    h = handler({}, 100)
+    confirm = command("ConfirmOrder", "o")
+    first, again = run(h, [create("o"), confirm, confirm])[1:]
+    assert again.reply.status == "duplicate" and h.store.version("o") == 2
+    assert again.events == first.events and first.events[0].event_type == "OrderConfirmed"
+
+
 def test_a_duplicate_of_a_rejection_repeats_the_rejection() -> None:
     h = handler({}, 100)
     bad = command("CancelOrder", "o")

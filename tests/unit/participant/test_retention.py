@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from streamapp.eventstore.retention import due_stop, partition_keys
 from streamapp.inventory.rules import InventoryRules, reservation_key
 from streamapp.messages import Command
 from streamapp.participant.handler import (
     BY,
     ParticipantHandler,
+    Prefixed,
     answer_key,
     reading,
     unwrap,
 )
 from streamapp.payments.rules import PaymentRules, payment_key
+from streamapp.shipping.rules import ShippingRules, shipment_key
 
 WINDOW = 3_000
 T0 = 1_795_000_000_000
@@ -73,7 +77,7 @@ def test_a_value_stamped_by_an_expired_command_still_reads_as_applied() -> None:
     h.handle(command("ReserveInventory", items=ITEMS), T0)
     expire(h, T0 + WINDOW)
     assert level(h) == {"sku": "A", "available": 3, "reserved": 0 + 2, "committed": 0}
-    assert h.records == {}  # the reservation went with its saga's last command
+    assert sorted(h.records) == [b"reservation/order-1", b"seq/order-1"]  # still held
     h.handle(command("ReserveInventory", "order-2", items=ITEMS), T0 + WINDOW)
     assert level(h)["available"] == 1
 
@@ -109,14 +113,15 @@ def test_a_cut_short_command_that_decides_otherwise_leaves_no_stale_stamp() -> N
     assert level(h) == {"sku": "A", "available": 5, "reserved": 0, "committed": 0}
 
 
-def test_payments_keep_the_balance_and_drop_the_payment_record() -> None:
+def test_payments_keep_the_balance_and_drop_a_refunded_payment_record() -> None:
     h = handler(PaymentRules())
     h.handle(command("SeedAccounts", "seed", limits={"c": "100"}), T0)
     h.handle(command("ProcessPayment", customerId="c", totalAmount="30"), T0)
-    assert expire(h, T0 + WINDOW) == 2
+    h.handle(command("RefundPayment"), T0)
+    assert expire(h, T0 + WINDOW) == 3
     assert payment_key("order-1") not in h.records and h.records == {}
-    assert unwrap(h.tables["entities"][b"c"])["balance"] == "30"
-    assert reading(h.tables)["entities"][b"c"]["balance"] == "30"
+    assert unwrap(h.tables["entities"][b"c"])["balance"] == "0"
+    assert reading(h.tables)["entities"][b"c"]["balance"] == "0"
 
 
 def test_a_redelivered_answer_gets_its_entry_back_with_the_first_time() -> None:
@@ -127,3 +132,200 @@ def test_a_redelivered_answer_gets_its_entry_back_with_the_first_time() -> None:
     h.handle(command("ReserveInventory", items=ITEMS), T0 + 500)  # redelivered
     assert expire(h, T0 + WINDOW) == 1  # due with the first processing's time
     assert answer_key("order-1-ReserveInventory") not in h.records
+
+
+# -- open per-saga records are live state: an answer's expiry keeps them -----------------
+LATER = T0 + 10 * WINDOW  # a saga that lives far longer than the window
+
+
+def records(h: ParticipantHandler) -> list[bytes]:
+    return sorted(h.records)
+
+
+def test_an_open_reservation_outlives_its_answer_and_a_late_release_gives_the_units_back() -> None:
+    h = handler(InventoryRules())
+    h.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
+    h.handle(command("ReserveInventory", items=ITEMS), T0)
+    assert expire(h, T0 + WINDOW) == 2
+    assert records(h) == [reservation_key("order-1"), b"seq/order-1"]
+    assert h.records[reservation_key("order-1")][BY] is None  # settled: no answer needed
+    assert reading(h.tables)["records"][reservation_key("order-1")]["status"] == "RESERVED"
+    released = h.handle(command("ReleaseInventory"), LATER).event
+    assert released is not None and released.event_type == "InventoryReleased"
+    assert released.data["lines"] == [{"sku": "A", "quantity": 2}]
+    assert released.version == 2  # the counter was kept: no version written twice
+    assert level(h) == {"sku": "A", "available": 5, "reserved": 0, "committed": 0}
+    assert expire(h, LATER + WINDOW) == 1  # the release's answer: the saga is closed here
+    assert h.records == {} and h.index == {}
+    assert level(h) == {"sku": "A", "available": 5, "reserved": 0, "committed": 0}
+
+
+def test_an_open_payment_outlives_its_answer_and_a_late_refund_returns_the_money() -> None:
+    h = handler(PaymentRules())
+    h.handle(command("SeedAccounts", "seed", limits={"c": "100"}), T0)
+    h.handle(command("ProcessPayment", customerId="c", totalAmount="30"), T0)
+    assert expire(h, T0 + WINDOW) == 2
+    assert records(h) == [payment_key("order-1"), b"seq/order-1"]
+    assert reading(h.tables)["entities"][b"c"]["balance"] == "30"
+    refunded = h.handle(command("RefundPayment"), LATER).event
+    assert refunded is not None and refunded.data == {"customerId": "c", "amount": "30"}
+    assert refunded.version == 2
+    assert reading(h.tables)["entities"][b"c"]["balance"] == "0"  # money conserved
+    expire(h, LATER + WINDOW)
+    assert h.records == {} and h.index == {}
+    assert reading(h.tables)["entities"][b"c"]["balance"] == "0"
+
+
+def test_a_scheduled_shipment_outlives_its_answer_and_can_still_be_cancelled() -> None:
+    h = handler(ShippingRules(["NL"]))
+    h.handle(command("ScheduleShipment", shippingAddress={"country": "NL"}), T0)
+    expire(h, T0 + WINDOW)
+    assert records(h) == [b"seq/order-1", shipment_key("order-1")]
+    cancelled = h.handle(command("CancelShipment"), LATER).event
+    assert cancelled is not None and cancelled.data["cancelled"] is True
+    assert cancelled.version == 2
+    expire(h, LATER + WINDOW)
+    assert h.records == {}
+
+
+def test_a_closed_record_goes_with_its_answer_and_its_counter_with_it() -> None:
+    inventory = handler(InventoryRules())
+    inventory.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
+    inventory.handle(command("ReserveInventory", items=ITEMS), T0)
+    inventory.handle(command("CommitInventory"), T0)
+    expire(inventory, T0 + WINDOW)
+    assert inventory.records == {}
+    assert level(inventory) == {"sku": "A", "available": 3, "reserved": 0, "committed": 2}
+    failed = handler(InventoryRules())  # nothing reserved: only the counter was written
+    failed.handle(command("ReserveInventory", items=ITEMS), T0)
+    assert records(failed) == [answer_key("order-1-ReserveInventory"), b"seq/order-1"]
+    expire(failed, T0 + WINDOW)
+    assert failed.records == {}
+
+
+def test_the_counter_stays_while_a_record_of_its_saga_is_open_and_goes_with_the_last() -> None:
+    """Two sagas: one open record keeps its own counter only."""
+    h = handler(InventoryRules())
+    h.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
+    h.handle(command("ReserveInventory", items=ITEMS), T0)
+    h.handle(command("ReserveInventory", "order-2", items=ITEMS), T0)
+    h.handle(command("ReleaseInventory", "order-2"), T0)
+    expire(h, T0 + WINDOW)
+    assert records(h) == [reservation_key("order-1"), b"seq/order-1"]
+    assert h.records[b"seq/order-1"] == {"value": 1, BY: None, "before": None}
+    h.handle(command("CommitInventory"), LATER)
+    assert unwrap(h.records[b"seq/order-1"]) == 2
+    expire(h, LATER + WINDOW)
+    assert h.records == {}
+    assert level(h) == {"sku": "A", "available": 3, "reserved": 0, "committed": 2}
+
+
+def test_a_counter_stays_while_a_command_cut_short_stamped_a_record_of_its_saga() -> None:
+    """A commit cut short after its stock and reservation writes: it writes the counter
+    when it is processed again, and must not number its event 1 again."""
+    h = handler(InventoryRules())
+    h.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
+    h.handle(command("ReserveInventory", items=ITEMS), T0)
+    commit = command("CommitInventory")
+    counter = h.records[b"seq/order-1"]
+    h.handle(commit, T0 + 1)
+    # The crash: neither the counter, nor the answer, nor its entry made it.
+    h.records[b"seq/order-1"] = counter
+    del h.records[answer_key(commit.command_id)]
+    for entry in [e for e in h.index if e.endswith(answer_key(commit.command_id))]:
+        del h.index[entry]
+    assert h.records[reservation_key("order-1")][BY] == commit.command_id
+    expire(h, T0 + WINDOW)  # the reservation's answer: it stamped the counter last
+    assert h.records[b"seq/order-1"] == {"value": 1, BY: None, "before": None}
+    again = h.handle(commit, T0 + WINDOW)  # processed again
+    assert again.event is not None and again.event.version == 2
+    assert level(h) == {"sku": "A", "available": 3, "reserved": 0, "committed": 2}
+    expire(h, T0 + 2 * WINDOW)
+    assert h.records == {}
+
+
+class Log(dict[bytes, Any]):
+    """One table that logs every write and deletion in order (as its changelog would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[bytes, Any]] = []
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self.log.append((key, value))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self.log.append((key, None))
+        super().__delitem__(key)
+
+
+def service_handler(rules: Any, table: dict[bytes, Any]) -> ParticipantHandler:
+    """The service's layout: one table, three key spaces."""
+    tables = {"entities": Prefixed(table, b"e/"), "records": Prefixed(table, b"r/")}
+    return ParticipantHandler(
+        rules,
+        tables,  # type: ignore[arg-type]
+        retention_ms=WINDOW,
+        index=Prefixed(table, b"x/"),
+    )
+
+
+def view(h: ParticipantHandler) -> dict[str, dict[bytes, Any]]:
+    """What commands read (answers aside: their expiry is the point)."""
+    seen = reading(h.tables)
+    return {
+        role: {k: seen[role].get(k) for k in seen[role] if not k.startswith(b"answer/")}
+        for role in seen
+    }
+
+
+def crash_scenario() -> tuple[Log, Log]:
+    """Before and after one expiry that settles stock, keeps an open reservation and its
+    counter, and deletes a committed one and its counter."""
+    table = Log()
+    h = service_handler(InventoryRules(), table)
+    h.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
+    h.handle(command("ReserveInventory", items=ITEMS), T0)
+    h.handle(command("ReserveInventory", "order-2", items=ITEMS), T0)
+    h.handle(command("CommitInventory", "order-2"), T0)
+    before = Log()
+    dict.update(before, table)
+    table.log.clear()
+    expire(h, T0 + WINDOW)
+    return before, table
+
+
+EXPIRY_WRITES = len(crash_scenario()[1].log)
+
+
+@pytest.mark.parametrize("kept", range(EXPIRY_WRITES + 1))
+def test_a_crash_after_any_prefix_of_an_expiry_reads_correctly_and_is_finished_later(
+    kept: int,
+) -> None:
+    before, after = crash_scenario()
+    restored = Log()
+    dict.update(restored, before)
+    for key, value in after.log[:kept]:  # the prefix that reached the changelog
+        if value is None:
+            dict.pop(restored, key, None)
+        else:
+            dict.__setitem__(restored, key, value)
+    crashed = service_handler(InventoryRules(), restored)
+    first = view(service_handler(InventoryRules(), before))
+    last = view(service_handler(InventoryRules(), after))
+    closed = {b"reservation/order-2", b"seq/order-2"}  # the only reads an expiry changes
+    assert last == {
+        **first,
+        "records": {k: v for k, v in first["records"].items() if k not in closed},
+    }
+    now = view(crashed)
+    assert now["entities"] == first["entities"]
+    assert now["records"].keys() <= first["records"].keys()
+    for key, value in first["records"].items():  # as before, or deleted if closed
+        assert now["records"].get(key) == value or (key in closed and key not in now["records"])
+    expire(crashed, T0 + WINDOW)  # the entries left are processed again
+    assert dict(restored) == dict(after)
+    released = crashed.handle(command("ReleaseInventory"), LATER).event
+    assert released is not None and released.version == 2
+    assert level(crashed) == {"sku": "A", "available": 3, "reserved": 0, "committed": 2}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -106,3 +107,23 @@ def test_shipping_countries() -> None:
         shipping.check_destination({"country": "US"}, ["NL"])
     with pytest.raises(shipping.ShipmentRejected, match="unknown country"):
         shipping.check_destination(None, ["NL"])
+
+
+@pytest.mark.parametrize(
+    ("rules", "key", "value", "closed"),
+    [
+        (inventory.InventoryRules(), b"reservation/s", {"status": "RESERVED"}, False),
+        (inventory.InventoryRules(), b"reservation/s", {"status": "RELEASED"}, True),
+        (inventory.InventoryRules(), b"reservation/s", {"status": "COMMITTED"}, True),
+        (payments.PaymentRules(), b"payment/s", {"status": "CHARGED"}, False),
+        (payments.PaymentRules(), b"payment/s", {"status": "REFUNDED"}, True),
+        (shipping.ShippingRules(["NL"]), b"shipment/s", {"status": "SCHEDULED"}, False),
+        (shipping.ShippingRules(["NL"]), b"shipment/s", {"status": "CANCELLED"}, True),
+        (payments.PaymentRules(), b"unknown/s", {"status": "REFUNDED"}, False),  # kept
+    ],
+)
+def test_only_final_per_saga_records_are_closed(
+    rules: Any, key: bytes, value: dict[str, str], closed: bool
+) -> None:
+    assert rules.closed(key, value) is closed
+    assert list(rules.saga_records("s")) == [key] or key.startswith(b"unknown/")
