@@ -34,7 +34,13 @@ faust_patches.apply()  # before any consumer exists: see the module for the bug
 #: Feature modules faust scans for agents, tables, pages and timers, per service. Each
 #: service is its own Faust app (consumer group, tables, web server, Procfile entry).
 SERVICE_MODULES = {
-    "orders": ["streamapp.web.health", "streamapp.probe", "streamapp.orders", "streamapp.saga"],
+    "orders": [
+        "streamapp.web.health",
+        "streamapp.probe",
+        "streamapp.orders",
+        "streamapp.saga",
+        "streamapp.registry",
+    ],
     "inventory": ["streamapp.web.health", "streamapp.inventory"],
     "payments": ["streamapp.web.health", "streamapp.payments"],
     "shipping": ["streamapp.web.health", "streamapp.shipping"],

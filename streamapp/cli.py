@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
@@ -240,6 +241,36 @@ def cmd_loadgen(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
+    """list | show SUBJECT | check FILE | register FILE against an orders worker."""
+    from streamapp.tools import schemas
+
+    base = (args.url or settings.service_url("orders")).rstrip("/")
+    try:
+        if args.action == "list":
+            print("\n".join(schemas.list_subjects(base)))
+        elif args.action == "show":
+            found = schemas.show(base, args.target, args.version)
+            print(json.dumps({**found, "schema": json.loads(found["schema"])}, indent=2))
+        else:
+            path = Path(args.target)
+            subject = schemas.subject_of(path, args.subject)
+            if args.action == "check":
+                reasons = schemas.check(base, path, subject)
+                print(f"{subject}: " + ("compatible" if not reasons else "incompatible"))
+                for reason in reasons:
+                    print(f"  {reason}")
+                return 1 if reasons else 0
+            print(f"{subject}: registered, id {schemas.register(base, path, subject)}")
+    except schemas.RegistryError as exc:
+        print(f"streamapp schemas {args.action}: {exc}", file=sys.stderr)
+        return 1 if args.action == "check" else 2
+    except (OSError, ValueError) as exc:  # no such file, not JSON
+        print(f"streamapp schemas {args.action}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     for name, var, _default, doc in describe_settings():
         print(f"{var:<38} = {getattr(settings, name)!s:<28} # {doc}")
@@ -324,6 +355,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for terminal sagas (default: %(default)s)",
     )
     loadgen.set_defaults(func=cmd_loadgen)
+
+    schemas_cmd = sub.add_parser(
+        "schemas", help="the schema registry: list, show, check (exit 0/1), register"
+    )
+    schemas_cmd.add_argument("action", choices=["list", "show", "check", "register"])
+    schemas_cmd.add_argument("target", nargs="?", help="a subject (show) or a schema file")
+    schemas_cmd.add_argument("--subject", help="the subject of FILE (default: its title)")
+    schemas_cmd.add_argument("--version", default="latest", help="show: a version number")
+    schemas_cmd.add_argument("--url", help="an orders worker (default: the Procfile's first)")
+    schemas_cmd.set_defaults(func=cmd_schemas)
 
     settings_cmd = sub.add_parser("settings", help="print the effective settings")
     settings_cmd.set_defaults(func=cmd_settings)

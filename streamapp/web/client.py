@@ -46,6 +46,34 @@ async def get_json(
         raise HttpError(url, f"not JSON ({exc})", response.status) from None
 
 
+async def request_json(
+    method: str, url: str, timeout_s: float, body: Any = None
+) -> tuple[int, Any]:
+    """Any method, a JSON body; the status and the JSON answer (errors included: the
+    caller reads e.g. Confluent's error codes). HttpError when nothing JSON answered."""
+    data = None if body is None else orjson.dumps(body)
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as response,
+        ):
+            raw = await response.read()
+            status = response.status
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise HttpError(url, str(exc) or type(exc).__name__) from None
+    try:
+        return status, orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(url, f"not JSON ({exc})", status) from None
+
+
 async def get_status(url: str, timeout_s: float) -> int | None:
     """The HTTP status of a GET; None when nothing answered."""
     try:

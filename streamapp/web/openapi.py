@@ -12,6 +12,7 @@ from typing import Any
 
 from streamapp.messages import MAX_ID_CHARS
 from streamapp.orders.aggregate import MAX_ITEMS, MAX_QUANTITY, MONEY
+from streamapp.registry.state import LEVELS
 from streamapp.saga.machine import COMPENSATED, COMPENSATING, COMPLETED, EXECUTING, FAILED, STARTED
 
 JSON = "application/json"
@@ -424,8 +425,212 @@ def _shipping() -> dict[str, Any]:
     }
 
 
+REGISTRY = "application/vnd.schemaregistry.v1+json"
+#: Confluent's error body on the registry routes (the client libraries parse it).
+_CONFLUENT_ERROR = {
+    "type": "object",
+    "required": ["error_code", "message"],
+    "properties": {"error_code": {"type": "integer"}, "message": {"type": "string"}},
+}
+
+
+def _registry_answer(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    content = {REGISTRY: {"schema": schema}}
+    return {"200": {"description": description, "content": content}}
+
+
+def _registry_errors(*statuses: int) -> dict[str, Any]:
+    texts = {
+        404: "40401 subject, 40402 version or 40403 schema not found; 40408 no subject level",
+        405: "method not allowed on this route",
+        409: "incompatible with the subject's level",
+        413: "request body over the limit",
+        422: "42201 invalid schema, 42202 invalid version, 42203 invalid level or body",
+        503: "50302 the registry's log is not read yet (the worker is starting)",
+    }
+    out: dict[str, Any] = {}
+    for status in statuses:
+        content: dict[str, Any] = {REGISTRY: {"schema": _CONFLUENT_ERROR}}
+        if status in (405, 413):  # answered by the middleware, in the contract's shape
+            content = {JSON: {"schema": _ERROR}}
+        out[str(status)] = {"description": texts[status], "content": content}
+    return out
+
+
+def _registry_op(
+    summary: str,
+    answer: dict[str, Any],
+    *errors: int,
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {**_registry_answer(answer), **_registry_errors(405, *errors)},
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        media = {"schema": body}
+        operation["requestBody"] = {"required": True, "content": {REGISTRY: media, JSON: media}}
+    return operation
+
+
+def _registry() -> dict[str, Any]:
+    subject = _path_param("subject", "the subject: a command or event type")
+    version = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "description": "a version number or 'latest'",
+        "schema": {"type": "string", "pattern": "^([0-9]+|latest)$"},
+    }
+    schema_body = {
+        "type": "object",
+        "required": ["schema"],
+        "properties": {
+            "schema": {"type": "string", "description": "the JSON Schema, as JSON text"},
+            "schemaType": {"const": "JSON"},
+            "references": {"type": "array", "maxItems": 0},
+        },
+    }
+    level_body = {
+        "type": "object",
+        "properties": {"compatibility": {"enum": list(LEVELS)}},
+        "required": ["compatibility"],
+    }
+    registered = {
+        "type": "object",
+        "required": ["subject", "version", "id", "schema"],
+        "properties": {
+            "subject": _STRING,
+            "version": {"type": "integer"},
+            "id": {"type": "integer"},
+            "schemaType": {"const": "JSON"},
+            "schema": _STRING,
+        },
+    }
+    level = {"type": "object", "properties": {"compatibilityLevel": {"enum": list(LEVELS)}}}
+    set_level = {"type": "object", "properties": {"compatibility": {"enum": list(LEVELS)}}}
+    return {
+        "/subjects": {
+            "get": _registry_op("Subjects with a live version", {"type": "array", "items": _STRING})
+        },
+        "/subjects/{subject}": {
+            "post": _registry_op(
+                "Look a schema up: the subject's version holding it",
+                registered,
+                404,
+                413,
+                422,
+                parameters=[subject],
+                body=schema_body,
+            )
+        },
+        "/subjects/{subject}/versions": {
+            "get": _registry_op(
+                "The subject's live versions",
+                {"type": "array", "items": {"type": "integer"}},
+                404,
+                422,
+                parameters=[subject],
+            ),
+            "post": _registry_op(
+                "Register a schema (the same schema again: its id)",
+                {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+                409,
+                413,
+                422,
+                503,
+                parameters=[subject],
+                body=schema_body,
+            ),
+        },
+        "/subjects/{subject}/versions/{version}": {
+            "get": _registry_op("One version", registered, 404, 422, parameters=[subject, version]),
+            "delete": _registry_op(
+                "Soft-delete a version (its id still resolves)",
+                {"type": "integer"},
+                404,
+                422,
+                503,
+                parameters=[subject, version],
+            ),
+        },
+        "/schemas/ids/{id}": {
+            "get": _registry_op(
+                "A schema by id",
+                {"type": "object", "required": ["schema"], "properties": {"schema": _STRING}},
+                404,
+                parameters=[
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    }
+                ],
+            )
+        },
+        "/compatibility/subjects/{subject}/versions/{version}": {
+            "post": _registry_op(
+                "Would this schema be accepted? (verbose=true: every reason)",
+                {
+                    "type": "object",
+                    "required": ["is_compatible"],
+                    "properties": {
+                        "is_compatible": {"type": "boolean"},
+                        "messages": {"type": "array", "items": _STRING},
+                    },
+                },
+                404,
+                413,
+                422,
+                parameters=[
+                    subject,
+                    version,
+                    _query("verbose", {"enum": ["true", "false"]}, "list every reason"),
+                ],
+                body=schema_body,
+            )
+        },
+        "/config": {
+            "get": _registry_op("The global compatibility level", level),
+            "put": _registry_op("Set the global level", set_level, 413, 422, 503, body=level_body),
+        },
+        "/config/{subject}": {
+            "get": _registry_op(
+                "The subject's level (defaultToGlobal=true: the global one if it has none)",
+                level,
+                404,
+                422,
+                parameters=[
+                    subject,
+                    _query("defaultToGlobal", {"enum": ["true", "false"]}, "fall back"),
+                ],
+            ),
+            "put": _registry_op(
+                "Set the subject's level",
+                set_level,
+                413,
+                422,
+                503,
+                parameters=[subject],
+                body=level_body,
+            ),
+            "delete": _registry_op(
+                "Drop the subject's level (back to the global one)",
+                level,
+                422,
+                503,
+                parameters=[subject],
+            ),
+        },
+    }
+
+
 SERVICE_PATHS = {
-    "orders": _orders,
+    "orders": lambda: {**_orders(), **_registry()},
     "inventory": _inventory,
     "payments": _payments,
     "shipping": _shipping,
