@@ -145,7 +145,7 @@ class SubjectVersions(RegistryView):
         schema = await _schema_body(request)
         existing = registry.folded.find(name, schema)
         if existing is not None:
-            return _answer(self, {"id": existing.schema_id})
+            return _answer(self, {"id": existing.schema_id, "version": existing.version})
         outcome = await _send(SCHEMA, subject=name, schema=schema)
         if not outcome.ok or outcome.version is None:
             raise RegistryError(
@@ -153,7 +153,8 @@ class SubjectVersions(RegistryView):
                 "Schema being registered is incompatible with an earlier schema for subject "
                 f"'{name}': " + "; ".join(outcome.reasons),
             )
-        return _answer(self, {"id": outcome.version.schema_id})
+        # Confluent answers the id; newer servers add the version, which clients ignore.
+        return _answer(self, {"id": outcome.version.schema_id, "version": outcome.version.version})
 
 
 @app.page("/subjects/{subject}/versions/{version}")
@@ -173,7 +174,8 @@ class SubjectVersion(RegistryView):
 @app.page("/schemas/ids/{schema_id}")
 class SchemaById(RegistryView):
     async def get(self, request: Request, schema_id: str) -> Any:
-        text = registry.folded.schemas.get(int(schema_id)) if schema_id.isdigit() else None
+        numeric = schema_id.isascii() and schema_id.isdigit()  # "¹".isdigit() too
+        text = registry.folded.schemas.get(int(schema_id)) if numeric else None
         if text is None:
             raise RegistryError(40403, "Schema not found")
         return _answer(self, {"schema": text, "schemaType": "JSON"})

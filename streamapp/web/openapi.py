@@ -477,13 +477,19 @@ def _registry_op(
 
 
 def _registry() -> dict[str, Any]:
-    subject = _path_param("subject", "the subject: a command or event type")
+    subject = {
+        "name": "subject",
+        "in": "path",
+        "required": True,
+        "description": "the subject: a command or event type",
+        "schema": {"type": "string", "pattern": "^[^/\\x00-\\x1f]{1,200}$"},
+    }
     version = {
         "name": "version",
         "in": "path",
         "required": True,
-        "description": "a version number or 'latest'",
-        "schema": {"type": "string", "pattern": "^([0-9]+|latest)$"},
+        "description": "a version number (1 .. 2^31-1) or 'latest'",
+        "schema": {"type": "string", "pattern": "^([1-9][0-9]{0,8}|latest)$"},
     }
     schema_body = {
         "type": "object",
@@ -537,7 +543,11 @@ def _registry() -> dict[str, Any]:
             ),
             "post": _registry_op(
                 "Register a schema (the same schema again: its id)",
-                {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+                {
+                    "type": "object",
+                    "required": ["id", "version"],
+                    "properties": {"id": {"type": "integer"}, "version": {"type": "integer"}},
+                },
                 409,
                 413,
                 422,
@@ -589,7 +599,7 @@ def _registry() -> dict[str, Any]:
                 parameters=[
                     subject,
                     version,
-                    _query("verbose", {"enum": ["true", "false"]}, "list every reason"),
+                    _query("verbose", {"type": "string"}, "true: list every reason"),
                 ],
                 body=schema_body,
             )
@@ -606,7 +616,7 @@ def _registry() -> dict[str, Any]:
                 422,
                 parameters=[
                     subject,
-                    _query("defaultToGlobal", {"enum": ["true", "false"]}, "fall back"),
+                    _query("defaultToGlobal", {"type": "string"}, "true: fall back"),
                 ],
             ),
             "put": _registry_op(

@@ -131,29 +131,42 @@ def test_schemathesis_finds_nothing_and_the_worker_stays_ready(
     base = system.url(service)
     status, raw = http_get(f"{base}/openapi.json")
     assert status == 200 and orjson.loads(raw)["openapi"] == "3.1.0"
-    result = subprocess.run(
-        [
-            str(BIN / "schemathesis"),
-            "run",
-            f"{base}/openapi.json",
-            "--checks",
-            "all",
-            "--max-examples",
-            "40" if service == "orders" else "25",
-            "--workers",
-            "1",
-            "--seed",
-            str(SEED),
-            "--no-color",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and "failures" not in result.stdout.splitlines()[-1]
+    passes = [["--checks", "all"]]
+    if service == "orders":
+        # The schema registry's bodies carry a schema as JSON text: no OpenAPI schema can
+        # say which texts are valid JSON Schemas, so "valid data accepted" cannot hold
+        # there (an invalid one is refused 42201, as documented). Every other check runs.
+        registry = "^/(subjects|schemas|config|compatibility)"
+        passes = [
+            ["--checks", "all", "--exclude-path-regex", registry],
+            [
+                *("--checks", "all", "--exclude-checks", "positive_data_acceptance"),
+                *("--include-path-regex", registry),
+            ],
+        ]
+    for checks in passes:
+        result = subprocess.run(
+            [
+                str(BIN / "schemathesis"),
+                "run",
+                f"{base}/openapi.json",
+                *checks,
+                "--max-examples",
+                "40" if service == "orders" else "25",
+                "--workers",
+                "1",
+                "--seed",
+                str(SEED),
+                "--no-color",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+        assert " passed" in result.stdout and "failures" not in result.stdout.splitlines()[-1]
     system.workers[service].wait_ready(timeout=30)
 
 
