@@ -19,6 +19,7 @@ from streamapp.eventstore.store import EventStore
 from streamapp.messages import Command, Reply
 from streamapp.orders.aggregate import COMMAND_TYPES
 from streamapp.orders.handler import OrderCommandHandler, SourceRecord, order_repository
+from streamapp.registry.agents import deployed_validators, validators
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.resilience.housekeeping import Housekeeping
 
@@ -32,7 +33,7 @@ events_topic = app.contract_topic(topics.ORDERS_EVENTS, key_type=bytes, value_ty
 eventstore_table = app.keyed_table("eventstore")
 event_store = EventStore(eventstore_table)
 repository = order_repository(event_store, app.settings.snapshot_every)
-handler = OrderCommandHandler(repository, app.settings.state_retention_ms)
+handler = OrderCommandHandler(repository, app.settings.state_retention_ms, validators)
 
 
 def expire_outcomes(partition: int, limit: int) -> int:
@@ -71,6 +72,7 @@ async def handle_command(delivery: Delivery) -> bool:
     if housekeeping.is_tick(delivery):
         await housekeeping.handle(delivery)
         return False
+    schemas = await deployed_validators()
     try:
         command = Command.parse(delivery.value)
         key = delivery.key
@@ -78,6 +80,9 @@ async def handle_command(delivery: Delivery) -> bool:
             raise SchemaError("the record key must be the command's aggregateId")
         if command.command_type not in COMMAND_TYPES:
             raise UnknownCommand(f"unknown commandType {command.command_type!r} for orders")
+        problems = schemas.errors(command.command_type, orjson.loads(delivery.value or b""))
+        if problems:  # the command's registered schema says no: never retryable
+            raise SchemaError(f"{command.command_type} breaks its schema: " + "; ".join(problems))
     except (SchemaError, UnknownCommand) as exc:  # never retryable: reply, then DLQ
         target = _rejection_target(delivery.value, delivery.key)
         if target is not None:  # it has an id: the client gets its rejection

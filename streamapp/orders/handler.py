@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
-from streamapp.errors import CommandRejected, ConcurrencyError
+from streamapp.errors import CommandRejected, ConcurrencyError, SchemaError
 from streamapp.eventstore.store import Commit, EventStore, Repository
 from streamapp.messages import Command, Event, Reply, derived_id, iso_from_millis
 from streamapp.orders import aggregate
@@ -36,6 +36,20 @@ from streamapp.orders.aggregate import OrderState
 SOURCE = "orders"
 #: Commands the saga sends again until their event reaches it (see `handle`).
 RESENT_UNTIL_SEEN = frozenset({"ConfirmOrder", "CancelOrder"})
+
+
+class EventSchemas(Protocol):
+    """The registered schemas events are written with (registry.validation.Validators)."""
+
+    def version(self, subject: str) -> int | None: ...
+
+    def errors(self, subject: str, document: Any) -> list[str]: ...
+
+
+def _stamped(event: Event, schemas: EventSchemas) -> Event:
+    """The event with the registered version of its type's schema as schemaVersion."""
+    version = schemas.version(event.event_type)
+    return event if version is None else replace(event, schema_version=version)
 
 
 @dataclass(frozen=True)
@@ -71,10 +85,16 @@ class OrderCommandHandler:
 
     ``retention_ms`` None keeps outcomes forever (no index entries)."""
 
-    def __init__(self, repository: Repository[OrderState], retention_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        repository: Repository[OrderState],
+        retention_ms: int | None = None,
+        schemas: EventSchemas | None = None,
+    ) -> None:
         self.repository = repository
         self.store = repository.store
         self.retention_ms = retention_ms
+        self.schemas = schemas
 
     def handle(self, command: Command, source: SourceRecord, now_ms: int | None = None) -> Outcome:
         """``now_ms`` (default: the wall clock) starts a new outcome's retention window."""
@@ -127,6 +147,17 @@ class OrderCommandHandler:
             )
             for n, draft in enumerate(drafts, start=1)
         )
+        if self.schemas is not None:
+            # A bug that would write an invalid event fails this command, never the stream.
+            events = tuple(_stamped(e, self.schemas) for e in events)
+            problems = [p for e in events for p in self.schemas.errors(e.event_type, e.to_dict())]
+            if problems:
+                error = SchemaError(
+                    "the command's events break their schemas: " + "; ".join(problems)
+                )
+                reply = Reply.rejected(command.command_id, stream, error.with_version(version))
+                self._keep(stream, command.command_id, _record(reply, source, now))
+                return Outcome(reply)
         reply = Reply.accepted(command, events[-1].version, tuple(e.event_id for e in events))
         record = _record(reply, source, now, version + 1, events[-1].version)
         self.repository.append(

@@ -20,6 +20,7 @@ from streamapp.app import app
 from streamapp.registry import compatibility
 from streamapp.registry.log import RegistryLog
 from streamapp.registry.state import SCHEMA
+from streamapp.registry.validation import Validators
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ registry = RegistryLog(
 app.service(registry)  # type: ignore[arg-type]  # faust starts instances too
 #: Set once the repo's schemas are registered (or found unchanged).
 repo_registered = asyncio.Event()
+#: The deployed versions' validators (ready with repo_registered).
+validators = Validators()
 app.require_for_readiness("schema registry log", registry.caught_up.is_set)
 app.require_for_readiness("repo schemas registered", repo_registered.is_set)
 
@@ -86,7 +89,17 @@ async def register_repo_schemas() -> None:
         log.critical(message)
         await app.crash(IncompatibleSchemas(message))
         return
+    for subject, schema in repo_schemas(directory).items():
+        found = registry.folded.find(subject, schema)
+        assert found is not None  # registered above, or found unchanged
+        validators.load(subject, found.version, schema)
     repo_registered.set()
+
+
+async def deployed_validators() -> Validators:
+    """The validators, once the repo's schemas are registered (agents wait for it)."""
+    await repo_registered.wait()
+    return validators
 
 
 app.task(register_repo_schemas)

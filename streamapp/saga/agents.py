@@ -27,6 +27,7 @@ from streamapp import topics
 from streamapp.app import app
 from streamapp.errors import SchemaError
 from streamapp.orders.agents import commands_topic as orders_commands
+from streamapp.registry.agents import deployed_validators
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.saga.definition import order_fulfillment
 from streamapp.saga.machine import TERMINAL_EVENTS, SagaMachine
@@ -143,7 +144,13 @@ async def orchestrate(delivery: Delivery) -> bool:
     if not delivery.key or reserved(delivery.key):
         raise SchemaError("the record key must be the saga (order) id")
     first = delivery.origin
-    incoming = parse(delivery.value, SOURCES[first.topic], first.topic, first.offset)
+    source = SOURCES[first.topic]
+    incoming = parse(delivery.value, source, first.topic, first.offset)
+    if source not in (ORDERS, TIMEOUTS):  # a participant's event: check it on the way in
+        schemas = await deployed_validators()
+        problems = schemas.errors(incoming.event_type, orjson.loads(delivery.value or b""))
+        if problems:
+            raise SchemaError(f"{incoming.event_type} breaks its schema: " + "; ".join(problems))
     tick_entry = _tick_entry(incoming, delivery.key)
     stored = sagas.get(delivery.key)
     record = SagaRecord.from_dict(stored) if stored is not None else None

@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from tests.integration.kafka_io import read_topic, send_records
 from tests.integration.support import BIN, ROOT, Worker, http_json, wait_for
 
 pytestmark = pytest.mark.integration
@@ -177,3 +178,20 @@ def test_the_registry_survives_deleted_tables_and_a_breaking_repo_schema_stops_t
     assert result.returncode == 1 and "incompatible" in result.stdout, result
     assert "loyaltyTier" in result.stdout
     assert client(checker).get_latest_version("OrderCreated").version == 1
+
+
+def test_a_schema_invalid_participant_event_is_dead_lettered(
+    start_worker: Callable[..., Worker], worker_env: dict[str, str], bootstrap: str
+) -> None:
+    worker = start_worker()
+    worker.wait_ready()
+    topic = worker_env["STREAMAPP_TOPIC_PREFIX"] + "inventory.events"
+    # Parses as an event (type and id are strings) but breaks InventoryReserved's schema.
+    bad = {"eventId": "e-bad", "eventType": "InventoryReserved", "aggregateId": "order-x"}
+    send_records(bootstrap, topic, [(b"order-x", json.dumps(bad).encode())])
+    dead = wait_for(
+        lambda: read_topic(bootstrap, f"{topic}.dlq") or None, 30, "the event dead-lettered"
+    )
+    headers = dict(dead[0].headers)
+    assert headers["error-type"] == b"SchemaError" and headers["retry-count"] == b"0"
+    assert b"InventoryReserved breaks its schema" in headers["error-message"]

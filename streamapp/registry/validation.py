@@ -1,0 +1,50 @@
+"""Validators of the schema versions this worker was deployed with (jsonschema-rs).
+
+A worker validates with the version of each subject that its own ``config/schemas/``
+file registered, not with whatever is latest: a newer version registered by someone
+else must not change what a running deployment accepts or writes. Each version is
+compiled once (jsonschema-rs: ~100x the ``jsonschema`` package, every error listed;
+bench/validators.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema_rs
+
+#: At most this many reasons in an error message (a record can break a schema 1000 ways).
+MAX_REASONS = 10
+
+
+class Validators:
+    """Compiled validators by subject, with the registered version each stands for."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, Any] = {}
+        self._versions: dict[str, int] = {}
+
+    def load(self, subject: str, version: int, schema: Mapping[str, Any]) -> None:
+        if self._versions.get(subject) == version:
+            return
+        self._compiled[subject] = jsonschema_rs.validator_for(dict(schema))
+        self._versions[subject] = version
+
+    def version(self, subject: str) -> int | None:
+        """The registered version this worker writes `subject` with (its schemaVersion)."""
+        return self._versions.get(subject)
+
+    def errors(self, subject: str, document: Any) -> list[str]:
+        """Why `document` breaks its subject's schema (none: it is valid)."""
+        validator = self._compiled.get(subject)
+        if validator is None:
+            return [f"no schema is registered for {subject!r}"]
+        found = []
+        for error in validator.iter_errors(document):
+            path = "/".join(str(p) for p in error.instance_path)
+            found.append(f"/{path}: {error.message}")
+            if len(found) == MAX_REASONS:
+                found.append("…")
+                break
+        return found
