@@ -40,6 +40,8 @@ bench: setup
 	$(BIN)/python -m bench.eventstore
 	$(BIN)/python -m bench.saga
 	$(BIN)/python -m bench.retry
+	$(BIN)/python -m bench.state_retention
+	$(BIN)/python -m bench.validators
 
 clean:
 	-$(BIN)/streamapp kafka down
