@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from streamapp.errors import ConcurrencyError
 from streamapp.eventstore.retention import INDEX_PREFIX, expiry_key, expiry_target, tombstone
+from streamapp.eventstore.upcasting import NONE, Upcasters
 from streamapp.messages import Event
 
 S = TypeVar("S")
@@ -235,7 +236,8 @@ class EventStore:
 
 class Repository(Generic[S]):
     """Loads an aggregate from its latest snapshot plus the events after it, and appends
-    with a snapshot at every multiple of ``snapshot_every``."""
+    with a snapshot at every multiple of ``snapshot_every``. Loads read events through
+    ``upcasters`` (eventstore.upcasting), so ``apply`` only sees current shapes."""
 
     def __init__(
         self,
@@ -244,6 +246,7 @@ class Repository(Generic[S]):
         to_snapshot: Callable[[S], Mapping[str, Any]],
         from_snapshot: Callable[[Mapping[str, Any]], S],
         snapshot_every: int,
+        upcasters: Upcasters = NONE,
     ) -> None:
         if snapshot_every < 1:
             raise ValueError("snapshot_every must be >= 1")
@@ -252,6 +255,7 @@ class Repository(Generic[S]):
         self.to_snapshot = to_snapshot
         self.from_snapshot = from_snapshot
         self.snapshot_every = snapshot_every
+        self.upcasters = upcasters
 
     def load(self, stream_id: str) -> tuple[S | None, int]:
         """(state, version); (None, 0) for a stream that does not exist."""
@@ -266,8 +270,16 @@ class Repository(Generic[S]):
             start = snapshot[0] + 1
             state = self.from_snapshot(snapshot[1])
         for event in self.store.read_range(stream_id, start, version):
-            state = self.apply(state, event)
+            state = self.apply(state, self.upcasters.upcast(event))
         return state, version
+
+    def read_events(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[Event]:
+        """EventStore.read_events in the current shapes (through the upcasters)."""
+        return self.upcasters.upcast_all(
+            self.store.read_events(stream_id, from_version, to_version)
+        )
 
     def append(
         self,

@@ -29,9 +29,11 @@ from typing import Any, Protocol
 
 from streamapp.errors import CommandRejected, ConcurrencyError, SchemaError
 from streamapp.eventstore.store import Commit, EventStore, Repository
+from streamapp.eventstore.upcasting import Upcasters
 from streamapp.messages import Command, Event, Reply, derived_id, iso_from_millis
 from streamapp.orders import aggregate
 from streamapp.orders.aggregate import OrderState
+from streamapp.orders.upcasters import ORDER_UPCASTERS
 
 SOURCE = "orders"
 #: Commands the saga sends again until their event reaches it (see `handle`).
@@ -44,6 +46,8 @@ class EventSchemas(Protocol):
     def version(self, subject: str) -> int | None: ...
 
     def errors(self, subject: str, document: Any) -> list[str]: ...
+
+    def deprecated(self, subject: str) -> bool: ...
 
 
 def _stamped(event: Event, schemas: EventSchemas) -> Event:
@@ -70,13 +74,16 @@ class Outcome:
     redelivered: bool = False
 
 
-def order_repository(store: EventStore, snapshot_every: int) -> Repository[OrderState]:
+def order_repository(
+    store: EventStore, snapshot_every: int, upcasters: Upcasters = ORDER_UPCASTERS
+) -> Repository[OrderState]:
     return Repository(
         store,
         aggregate.apply,
         OrderState.to_snapshot,
         OrderState.from_snapshot,
         snapshot_every,
+        upcasters,
     )
 
 
@@ -150,7 +157,13 @@ class OrderCommandHandler:
         if self.schemas is not None:
             # A bug that would write an invalid event fails this command, never the stream.
             events = tuple(_stamped(e, self.schemas) for e in events)
-            problems = [p for e in events for p in self.schemas.errors(e.event_type, e.to_dict())]
+            # A deprecated version: new writes refuse it (reads and replays still work).
+            problems = [
+                f"{e.event_type} schema version {e.schema_version} is deprecated"
+                for e in events
+                if self.schemas.deprecated(e.event_type)
+            ]
+            problems += [p for e in events for p in self.schemas.errors(e.event_type, e.to_dict())]
             if problems:
                 error = SchemaError(
                     "the command's events break their schemas: " + "; ".join(problems)

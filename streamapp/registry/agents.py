@@ -52,8 +52,16 @@ registry = RegistryLog(
 app.service(registry)  # type: ignore[arg-type]  # faust starts instances too
 #: Set once the repo's schemas are registered (or found unchanged).
 repo_registered = asyncio.Event()
+
+
+def is_deprecated(subject: str, version: int) -> bool:
+    """Deprecated in the registry's fold now (not a snapshot: the fold moves on)."""
+    found = registry.folded.version(subject, version)
+    return found is not None and found.deprecated
+
+
 #: The deployed versions' validators (ready with repo_registered).
-validators = Validators()
+validators = Validators(is_deprecated)
 app.require_for_readiness("schema registry log", registry.caught_up.is_set)
 app.require_for_readiness("repo schemas registered", repo_registered.is_set)
 

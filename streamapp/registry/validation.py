@@ -5,11 +5,15 @@ file registered, not with whatever is latest: a newer version registered by some
 else must not change what a running deployment accepts or writes. Each version is
 compiled once (jsonschema-rs: ~100x the ``jsonschema`` package, every error listed;
 bench/validators.py).
+
+Deprecation is asked live (``is_deprecated(subject, version)``, in the app a look-up in
+the registry's fold): a version deprecated on any worker reaches every worker's
+validators as soon as its fold has read the request, with no snapshot to refresh.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonschema_rs
@@ -21,9 +25,10 @@ MAX_REASONS = 10
 class Validators:
     """Compiled validators by subject, with the registered version each stands for."""
 
-    def __init__(self) -> None:
+    def __init__(self, is_deprecated: Callable[[str, int], bool] | None = None) -> None:
         self._compiled: dict[str, Any] = {}
         self._versions: dict[str, int] = {}
+        self._is_deprecated = is_deprecated
 
     def load(self, subject: str, version: int, schema: Mapping[str, Any]) -> None:
         if self._versions.get(subject) == version:
@@ -34,6 +39,14 @@ class Validators:
     def version(self, subject: str) -> int | None:
         """The registered version this worker writes `subject` with (its schemaVersion)."""
         return self._versions.get(subject)
+
+    def deprecated(self, subject: str) -> bool:
+        """Is the version this worker writes `subject` with deprecated (new writes refuse
+        it)? Asked live, so a deprecation registered on another worker counts at once."""
+        version = self._versions.get(subject)
+        if version is None or self._is_deprecated is None:
+            return False
+        return self._is_deprecated(subject, version)
 
     def errors(self, subject: str, document: Any) -> list[str]:
         """Why `document` breaks its subject's schema (none: it is valid)."""

@@ -15,7 +15,7 @@ from faust.web import Request, View
 from streamapp.app import app
 from streamapp.registry.agents import registry, schema_problems
 from streamapp.registry.log import RegistryUnavailable
-from streamapp.registry.state import CONFIG, DELETE, LEVELS, SCHEMA, Version
+from streamapp.registry.state import CONFIG, DELETE, DEPRECATE, LEVELS, SCHEMA, Version
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 MAX_SUBJECT_CHARS = 200
@@ -169,6 +169,22 @@ class SubjectVersion(RegistryView):
         if not outcome.ok:
             raise RegistryError(outcome.error_code or 50001, "; ".join(outcome.reasons))
         return _answer(self, found.version)
+
+
+@app.page("/subjects/{subject}/versions/{version}/deprecate")
+class DeprecateVersion(RegistryView):
+    async def post(self, request: Request, subject: str, version: str) -> Any:
+        """Deprecate a version: workers writing with it refuse new events of its subject;
+        events already written with it are still read and replayed (not Confluent's: an
+        extension, under the subject's own path)."""
+        found = _version(_subject(subject), version)
+        if not found.deprecated:
+            outcome = await _send(DEPRECATE, subject=found.subject, version=found.version)
+            if not outcome.ok:
+                raise RegistryError(outcome.error_code or 50001, "; ".join(outcome.reasons))
+        return _answer(
+            self, {"subject": found.subject, "version": found.version, "deprecated": True}
+        )
 
 
 @app.page("/schemas/ids/{schema_id}")

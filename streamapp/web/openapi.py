@@ -514,6 +514,7 @@ def _registry() -> dict[str, Any]:
             "id": {"type": "integer"},
             "schemaType": {"const": "JSON"},
             "schema": _STRING,
+            "deprecated": {"const": True, "description": "new writes refuse this version"},
         },
     }
     level = {"type": "object", "properties": {"compatibilityLevel": {"enum": list(LEVELS)}}}
@@ -561,6 +562,25 @@ def _registry() -> dict[str, Any]:
             "delete": _registry_op(
                 "Soft-delete a version (its id still resolves)",
                 {"type": "integer"},
+                404,
+                422,
+                503,
+                parameters=[subject, version],
+            ),
+        },
+        "/subjects/{subject}/versions/{version}/deprecate": {
+            "post": _registry_op(
+                "Deprecate a version: new writes with it are refused, stored events stay "
+                "readable (an extension of Confluent's API)",
+                {
+                    "type": "object",
+                    "required": ["subject", "version", "deprecated"],
+                    "properties": {
+                        "subject": _STRING,
+                        "version": {"type": "integer"},
+                        "deprecated": {"const": True},
+                    },
+                },
                 404,
                 422,
                 503,

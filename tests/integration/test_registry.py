@@ -21,8 +21,9 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from tests.integration.kafka_io import read_topic, send_records
-from tests.integration.support import BIN, ROOT, Worker, http_json, wait_for
+from streamapp.messages import Command, new_id
+from tests.integration.kafka_io import read_topic, replies_by_command, send_commands, send_records
+from tests.integration.support import BIN, ROOT, Worker, http_json, http_post_json, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -195,3 +196,64 @@ def test_a_schema_invalid_participant_event_is_dead_lettered(
     headers = dict(dead[0].headers)
     assert headers["error-type"] == b"SchemaError" and headers["retry-count"] == b"0"
     assert b"InventoryReserved breaks its schema" in headers["error-message"]
+
+
+def test_a_deprecated_version_is_refused_on_write_and_readable_on_replay(
+    start_worker: Callable[..., Worker], worker_env: dict[str, str], bootstrap: str
+) -> None:
+    worker = start_worker()
+    worker.wait_ready()
+    prefix = worker_env["STREAMAPP_TOPIC_PREFIX"]
+    commands, replies = f"{prefix}orders.commands", f"{prefix}orders.replies"
+    order = {
+        "customerId": "cust-7",
+        "items": [{"sku": "SKU-1", "quantity": 2, "unitPrice": "9.99"}],
+        "shippingAddress": {"country": "NL"},
+    }
+    written = [
+        Command(new_id(), "CreateOrder", "order-dep", order, expected_version=0),
+        Command(new_id(), "AddOrderNote", "order-dep", {"note": "before"}),
+    ]
+    send_commands(bootstrap, commands, written)
+
+    def replied(ids: list[str]) -> dict[str, Any] | None:
+        found = replies_by_command(bootstrap, replies)
+        return found if all(found.get(i) for i in ids) else None
+
+    answers = wait_for(lambda: replied([c.command_id for c in written]), 60, "replies")
+    assert all(answers[c.command_id][0]["status"] == "accepted" for c in written)
+
+    deployed = client(worker).get_latest_version("OrderNoteAdded").version
+    url = f"{worker.url}/subjects/OrderNoteAdded/versions/{deployed}/deprecate"
+    assert http_post_json(url, {}) == (
+        200,
+        {"subject": "OrderNoteAdded", "version": deployed, "deprecated": True},
+    )
+    assert http_json(f"{worker.url}/subjects/OrderNoteAdded/versions/{deployed}")[1]["deprecated"]
+    assert http_post_json(f"{worker.url}/subjects/no.Such/versions/1/deprecate", {}) == (
+        404,
+        {"error_code": 40401, "message": "Subject 'no.Such' not found."},
+    )
+    assert (
+        http_post_json(f"{worker.url}/subjects/OrderNoteAdded/versions/99/deprecate", {})[1][
+            "error_code"
+        ]
+        == 40402
+    )
+
+    refused = Command(new_id(), "AddOrderNote", "order-dep", {"note": "after"})
+    send_commands(bootstrap, commands, [refused])
+    reply = wait_for(lambda: replied([refused.command_id]), 60, "the refusal")[refused.command_id][
+        0
+    ]
+    assert reply["status"] == "rejected" and reply["error"]["type"] == "SchemaError"
+    assert f"OrderNoteAdded schema version {deployed} is deprecated" in reply["error"]["message"]
+
+    status, events = http_json(f"{worker.url}/orders/order-dep/events")
+    assert status == 200
+    assert [(e["eventType"], e["schemaVersion"]) for e in events["events"]] == [
+        ("OrderCreated", client(worker).get_latest_version("OrderCreated").version),
+        ("OrderNoteAdded", deployed),
+    ]
+    status, state = http_json(f"{worker.url}/orders/order-dep")
+    assert (status, state["notes"], state["version"]) == (200, 1, 2)

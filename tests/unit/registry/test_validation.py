@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from streamapp.eventstore.store import EventStore
 from streamapp.orders.handler import OrderCommandHandler, SourceRecord, order_repository
+from streamapp.registry.state import DEPRECATE, SCHEMA, RegistryState, request
 from streamapp.registry.validation import Validators
-from tests.unit.orders.factories import create
+from tests.unit.orders.factories import command, create
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -71,3 +74,59 @@ def test_events_carry_their_schema_version_and_an_invalid_event_fails_the_comman
     assert failed.reply.error is not None and failed.reply.error["type"] == "SchemaError"
     assert "the bug" in failed.reply.error["message"]
     assert strict.store.version("o") == 0  # nothing appended: the stream is untouched
+
+
+def test_a_deprecated_version_refuses_new_writes_and_stays_readable() -> None:
+    """Issue 12.6: "deprecated version -> refused on write, readable on replay". The
+    deprecation is asked live (here a set; in the app the registry's fold)."""
+    deprecated: set[tuple[str, int]] = set()
+    schemas = Validators(lambda subject, version: (subject, version) in deprecated)
+    for subject in ("OrderCreated", "OrderNoteAdded", "OrderCancelled"):
+        schemas.load(subject, 2, repo_schema(subject))
+    h = handler(schemas)
+    assert h.handle(create("o"), SourceRecord(0, 1, 0)).reply.status == "accepted"
+    written = h.handle(command("AddOrderNote", "o", note="before"), SourceRecord(0, 2, 0))
+    assert written.reply.status == "accepted" and not schemas.deprecated("OrderNoteAdded")
+
+    deprecated.add(("OrderNoteAdded", 2))  # registered later, on any worker
+    assert schemas.deprecated("OrderNoteAdded") and not schemas.deprecated("OrderCreated")
+    refused = h.handle(command("AddOrderNote", "o", note="after"), SourceRecord(0, 3, 0))
+    assert refused.reply.status == "rejected" and refused.events == ()
+    assert refused.reply.error is not None and refused.reply.error["type"] == "SchemaError"
+    assert "OrderNoteAdded schema version 2 is deprecated" in refused.reply.error["message"]
+    assert h.store.version("o") == 2  # nothing appended
+
+    # Reads and replays of events written with the deprecated version keep working.
+    state, version = h.repository.load("o")
+    assert state is not None and (state.notes, version) == (1, 2)
+    stored = h.repository.read_events("o")
+    assert [(e.event_type, e.schema_version) for e in stored] == [
+        ("OrderCreated", 2),
+        ("OrderNoteAdded", 2),
+    ]
+    # Other event types are still written.
+    cancelled = h.handle(command("CancelOrder", "o"), SourceRecord(0, 4, 0))
+    assert cancelled.reply.status == "accepted"
+
+
+def test_deprecation_comes_from_the_registry_fold_as_it_moves() -> None:
+    """A DEPRECATE request folded after the validators were built reaches them."""
+    state = RegistryState(check=lambda level, new, existing: [])
+    subject, schema = "OrderNoteAdded", repo_schema("OrderNoteAdded")
+
+    def fold(offset: int, kind: str, **fields: Any) -> None:
+        key, value = request(kind, f"r{offset}", **fields)
+        state.apply(offset, orjson.loads(key), orjson.loads(value))
+
+    fold(0, SCHEMA, subject=subject, schema=schema)
+
+    def live(subject: str, version: int) -> bool:
+        found = state.version(subject, version)
+        return found is not None and found.deprecated
+
+    schemas = Validators(live)
+    schemas.load(subject, 1, schema)
+    assert not schemas.deprecated(subject)
+    fold(1, DEPRECATE, subject=subject, version=1)
+    assert schemas.deprecated(subject)
+    assert not Validators().deprecated(subject)  # no registry: nothing is deprecated
