@@ -53,7 +53,9 @@ class EventSchemas(Protocol):
 def _stamped(event: Event, schemas: EventSchemas) -> Event:
     """The event with the registered version of its type's schema as schemaVersion."""
     version = schemas.version(event.event_type)
-    return event if version is None else replace(event, schema_version=version)
+    if version is None or version == event.schema_version:
+        return event  # (dataclasses.replace costs more than the validation itself)
+    return replace(event, schema_version=version)
 
 
 @dataclass(frozen=True)

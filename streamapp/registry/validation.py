@@ -53,6 +53,8 @@ class Validators:
         validator = self._compiled.get(subject)
         if validator is None:
             return [f"no schema is registered for {subject!r}"]
+        if validator.is_valid(document):  # the common case, without building errors
+            return []
         found = []
         for error in validator.iter_errors(document):
             path = "/".join(str(p) for p in error.instance_path)
