@@ -4,30 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from faust.web import Request, View
+from faust.web import Request
 
 from streamapp.app import app
 from streamapp.inventory.agents import LISTING_KEY, seeds, service, stock
 from streamapp.inventory.rules import stock_key
-from streamapp.web.errors import json_error
-from streamapp.web.readiness import when_ready
+from streamapp.web.views import ServiceView, ready_only
 
 
 @app.page("/inventory")
-class InventoryView(View):
+class InventoryView(ServiceView):
     @app.table_route(table=stock, exact_key=LISTING_KEY)
-    @when_ready(app)
+    @ready_only
     async def get(self, request: Request) -> Any:
         skus = sorted(seeds.stock)  # only seeded skus exist
         return self.json({"items": service.entities(stock_key(sku) for sku in skus)})
 
 
 @app.page("/inventory/{sku}")
-class StockView(View):
+class StockView(ServiceView):
     @app.table_route(table=stock, exact_key=LISTING_KEY)  # one partition: any key routes
-    @when_ready(app)
+    @ready_only
     async def get(self, request: Request, sku: str) -> Any:
         level = service.entity(stock_key(sku))
         if level is None:
-            return json_error(self, 404, "NotFound", f"no sku {sku!r}")
+            return self.json_error(404, "NotFound", f"no sku {sku!r}")
         return self.json(level)

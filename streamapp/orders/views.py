@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import orjson
-from faust.web import Request, View
+from faust.web import Request
 
 from streamapp import topics
 from streamapp.app import app
@@ -18,8 +18,7 @@ from streamapp.errors import CommandRejected, SchemaError
 from streamapp.messages import Command, Reply, check_id, derived_id, new_id
 from streamapp.orders.agents import commands_topic, event_store, eventstore_table, repository
 from streamapp.orders.replies import ReplyWaiter
-from streamapp.web.errors import json_error
-from streamapp.web.readiness import when_ready
+from streamapp.web.views import ServiceView, ready_only
 
 #: Rejection type -> HTTP status (the contract's table for POST /orders).
 REJECTION_STATUS = {
@@ -74,19 +73,19 @@ def reply_response(view: Any, reply: Reply) -> Any:
 
 
 @app.page("/orders")
-class OrdersView(View):
+class OrdersView(ServiceView):
     """POST /orders: create an order and wait (bounded) for the command's reply."""
 
-    @when_ready(app)
+    @ready_only
     async def post(self, request: Request) -> Any:
         if not reply_waiter.positioned.is_set():
-            return json_error(self, 503, "NotReady", "the reply consumer is starting")
+            return self.json_error(503, "NotReady", "the reply consumer is starting")
         try:
             command = create_order_command(orjson.loads(await request.read()))
         except orjson.JSONDecodeError as exc:
-            return json_error(self, 422, "SchemaError", f"the body is not JSON: {exc}")
+            return self.json_error(422, "SchemaError", f"the body is not JSON: {exc}")
         except CommandRejected as exc:
-            return json_error(self, 422, exc.error_type, exc.message)
+            return self.json_error(422, exc.error_type, exc.message)
 
         async def send() -> None:
             await commands_topic.send(key=command.aggregate_id.encode(), value=command.to_json())
@@ -94,8 +93,7 @@ class OrdersView(View):
         timeout = app.settings.http_command_timeout_ms / 1000.0
         reply = await reply_waiter.request(command.command_id, send, timeout)
         if reply is None:
-            return json_error(
-                self,
+            return self.json_error(
                 504,
                 "Timeout",
                 f"no reply to command {command.command_id} within {timeout:g} s; "
@@ -107,15 +105,15 @@ class OrdersView(View):
 
 
 @app.page("/orders/{order_id}")
-class OrderView(View):
+class OrderView(ServiceView):
     """GET /orders/{orderId}: the order's current state."""
 
     @app.table_route(table=eventstore_table, match_info="order_id")
-    @when_ready(app)
+    @ready_only
     async def get(self, request: Request, order_id: str) -> Any:
         state, _version = repository.load(order_id)
         if state is None:
-            return json_error(self, 404, "NotFound", f"no order {order_id!r}")
+            return self.json_error(404, "NotFound", f"no order {order_id!r}")
         return self.json(state.to_view())
 
 
@@ -129,34 +127,34 @@ def _version_param(request: Request, name: str) -> int | None:
 
 
 @app.page("/orders/{order_id}/events")
-class OrderEventsView(View):
+class OrderEventsView(ServiceView):
     """GET /orders/{orderId}/events?fromVersion=&toVersion= (inclusive)."""
 
     @app.table_route(table=eventstore_table, match_info="order_id")
-    @when_ready(app)
+    @ready_only
     async def get(self, request: Request, order_id: str) -> Any:
         try:
             first = _version_param(request, "fromVersion") or 1
             last = _version_param(request, "toVersion")
         except SchemaError as exc:
-            return json_error(self, 422, exc.error_type, exc.message)
+            return self.json_error(422, exc.error_type, exc.message)
         if event_store.version(order_id) == 0:
-            return json_error(self, 404, "NotFound", f"no order {order_id!r}")
+            return self.json_error(404, "NotFound", f"no order {order_id!r}")
         # Through the upcasters: stored old shapes are answered in the current shape.
         events = repository.read_events(order_id, first, last)
         return self.json({"events": [e.to_dict() for e in events]})
 
 
 @app.page("/orders/{order_id}/snapshots")
-class OrderSnapshotsView(View):
+class OrderSnapshotsView(ServiceView):
     """GET /orders/{orderId}/snapshots: versions with a snapshot (an operator's view)."""
 
     @app.table_route(table=eventstore_table, match_info="order_id")
-    @when_ready(app)
+    @ready_only
     async def get(self, request: Request, order_id: str) -> Any:
         version = event_store.version(order_id)
         if version == 0:
-            return json_error(self, 404, "NotFound", f"no order {order_id!r}")
+            return self.json_error(404, "NotFound", f"no order {order_id!r}")
         return self.json(
             {
                 "orderId": order_id,

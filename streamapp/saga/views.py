@@ -10,15 +10,14 @@ import asyncio
 from typing import Any
 
 import aiohttp
-from faust.web import Request, View
+from faust.web import Request
 
 from streamapp.app import app
 from streamapp.saga.agents import sagas
 from streamapp.saga.machine import COMPENSATED, COMPENSATING, COMPLETED, EXECUTING, FAILED, STARTED
 from streamapp.saga.orchestration import SagaRecord, summary, view
 from streamapp.web.client import get_json
-from streamapp.web.errors import json_error
-from streamapp.web.readiness import when_ready
+from streamapp.web.views import ServiceView, ready_only
 
 STATES = (STARTED, EXECUTING, COMPENSATING, COMPLETED, COMPENSATED, FAILED)
 #: ?state=IN_FLIGHT: every saga that has not ended.
@@ -28,13 +27,13 @@ PEER_TIMEOUT_S = 5.0
 
 
 @app.page("/sagas/{saga_id}")
-class SagaView(View):
+class SagaView(ServiceView):
     @app.table_route(table=sagas, match_info="saga_id")
-    @when_ready(app)
+    @ready_only
     async def get(self, request: Request, saga_id: str) -> Any:
         stored = sagas.get(saga_id.encode())
         if stored is None:
-            return json_error(self, 404, "NotFound", f"no saga {saga_id!r}")
+            return self.json_error(404, "NotFound", f"no saga {saga_id!r}")
         return self.json(view(SagaRecord.from_dict(stored)))
 
 
@@ -72,13 +71,13 @@ async def _peer_sagas(session: aiohttp.ClientSession, url: str, query: dict[str,
 
 
 @app.page("/sagas")
-class SagasView(View):
-    @when_ready(app)
+class SagasView(ServiceView):
+    @ready_only
     async def get(self, request: Request) -> Any:
         try:
             wanted, limit = _filters(request)
         except ValueError as exc:
-            return json_error(self, 400, "BadRequest", str(exc))
+            return self.json_error(400, "BadRequest", str(exc))
         found = local_sagas(wanted, limit)
         if request.query.get("local") == "1":
             return self.json({"sagas": found})
@@ -99,7 +98,7 @@ class SagasView(View):
             if isinstance(answer, BaseException)
         ]
         if missing:
-            return json_error(self, 503, "PeerUnavailable", f"no answer from {missing}")
+            return self.json_error(503, "PeerUnavailable", f"no answer from {missing}")
         for answer in answers:
             found.extend(answer)  # type: ignore[arg-type]
         found.sort(key=lambda s: s["updatedMs"], reverse=True)

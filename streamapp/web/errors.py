@@ -1,9 +1,9 @@
 """The contract's JSON error body, in one place: ``{"error": {"type", "message"}}``.
 
-Views answer their own 4xx with :func:`json_error`. Everything else — aiohttp's own 404
-and 405, a body over the size limit (413), an exception a view did not expect (500) —
-passes through :func:`json_errors`, the middleware every worker's web server runs, so no
-route of any service answers ``text/plain`` or shows a traceback.
+Views answer their own 4xx with ``ServiceView.json_error`` (web/views.py). Everything
+else — aiohttp's own 404 and 405, a body over the size limit (413), an exception a view
+did not expect (500) — passes through :func:`json_errors`, the middleware every worker's
+web server runs, so no route of any service answers ``text/plain`` or shows a traceback.
 """
 
 from __future__ import annotations
@@ -35,11 +35,6 @@ ERROR_TYPES = {
 
 def error_body(error_type: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"type": error_type, "message": message, **extra}}
-
-
-def json_error(web: Any, status: int, error_type: str, message: str, **extra: Any) -> Any:
-    """A JSON error response (4xx for bad input; never a stack trace)."""
-    return web.json(error_body(error_type, message, **extra), status=status)
 
 
 def _response(status: int, error_type: str, message: str, headers: Any = None) -> aio.Response:
