@@ -93,6 +93,11 @@ class Command:
     @classmethod
     def parse(cls, raw: bytes | None) -> Command:
         """Decode and check the envelope; raise SchemaError (with commandId if known)."""
+        return cls.from_dict(cls.decode(raw))
+
+    @staticmethod
+    def decode(raw: bytes | None) -> dict[str, Any]:
+        """The record as a JSON object (bounded size); SchemaError otherwise."""
         if raw is None:
             raise SchemaError("empty record")
         if len(raw) > MAX_COMMAND_BYTES:
@@ -103,7 +108,7 @@ class Command:
             raise SchemaError(f"not JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise SchemaError("a command must be a JSON object")
-        return cls.from_dict(doc)
+        return doc
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Command:

@@ -74,13 +74,14 @@ async def handle_command(delivery: Delivery) -> bool:
         return False
     schemas = await deployed_validators()
     try:
-        command = Command.parse(delivery.value)
+        doc = Command.decode(delivery.value)
+        command = Command.from_dict(doc)
         key = delivery.key
         if key is None or key.decode(errors="replace") != command.aggregate_id:
             raise SchemaError("the record key must be the command's aggregateId")
         if command.command_type not in COMMAND_TYPES:
             raise UnknownCommand(f"unknown commandType {command.command_type!r} for orders")
-        problems = schemas.errors(command.command_type, orjson.loads(delivery.value or b""))
+        problems = schemas.errors(command.command_type, doc)
         if problems:  # the command's registered schema says no: never retryable
             raise SchemaError(f"{command.command_type} breaks its schema: " + "; ".join(problems))
     except (SchemaError, UnknownCommand) as exc:  # never retryable: reply, then DLQ

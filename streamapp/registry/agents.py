@@ -81,8 +81,9 @@ def repo_schemas(directory: Path) -> dict[str, dict[str, Any]]:
 async def register_repo_schemas() -> None:
     await registry.caught_up.wait()
     directory = app.settings.schemas_dir
+    schemas = repo_schemas(directory)
     problems: list[str] = []
-    for subject, schema in repo_schemas(directory).items():
+    for subject, schema in schemas.items():
         if registry.folded.find(subject, schema) is not None:
             continue  # unchanged: nothing to do
         reasons = registry.folded.incompatibilities(subject, schema)
@@ -97,7 +98,7 @@ async def register_repo_schemas() -> None:
         log.critical(message)
         await app.crash(IncompatibleSchemas(message))
         return
-    for subject, schema in repo_schemas(directory).items():
+    for subject, schema in schemas.items():
         found = registry.folded.find(subject, schema)
         assert found is not None  # registered above, or found unchanged
         validators.load(subject, found.version, schema)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -188,9 +188,9 @@ class RegistryState:
         for n, version in enumerate(versions):
             if version.version == number and not version.deleted:
                 changed = (
-                    Version(**{**version.__dict__, "deleted": True})
+                    replace(version, deleted=True)
                     if kind == DELETE
-                    else Version(**{**version.__dict__, "deprecated": True})
+                    else replace(version, deprecated=True)
                 )
                 versions[n] = changed
                 return Outcome(True, changed)

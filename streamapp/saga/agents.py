@@ -96,14 +96,19 @@ def expiry_scan_interval_s(retention_ms: int) -> float:
     return min(60.0, max(0.5, retention_ms / 10_000))
 
 
-def parse(raw: bytes | None, source: str, topic: str, offset: int) -> Incoming:
-    """An event envelope (or a timeout tick) reduced to what the saga needs."""
+def decode(raw: bytes | None) -> dict[str, Any]:
+    """The record as a JSON object; SchemaError otherwise."""
     try:
         doc = orjson.loads(raw or b"")
     except orjson.JSONDecodeError as exc:
         raise SchemaError(f"not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise SchemaError("an event must be a JSON object")
+    return doc
+
+
+def parse(doc: dict[str, Any], source: str, topic: str, offset: int) -> Incoming:
+    """An event envelope (or a timeout tick) reduced to what the saga needs."""
     if source == TIMEOUTS:
         tick_id, deadline = doc.get("tickId"), doc.get("deadlineMs")
         if not isinstance(tick_id, str) or not tick_id or type(deadline) is not int:
@@ -145,10 +150,11 @@ async def orchestrate(delivery: Delivery) -> bool:
         raise SchemaError("the record key must be the saga (order) id")
     first = delivery.origin
     source = SOURCES[first.topic]
-    incoming = parse(delivery.value, source, first.topic, first.offset)
+    doc = decode(delivery.value)
+    incoming = parse(doc, source, first.topic, first.offset)
     if source not in (ORDERS, TIMEOUTS):  # a participant's event: check it on the way in
         schemas = await deployed_validators()
-        problems = schemas.errors(incoming.event_type, orjson.loads(delivery.value or b""))
+        problems = schemas.errors(incoming.event_type, doc)
         if problems:
             raise SchemaError(f"{incoming.event_type} breaks its schema: " + "; ".join(problems))
     tick_entry = _tick_entry(incoming, delivery.key)
