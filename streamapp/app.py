@@ -21,10 +21,12 @@ from streamapp import topics
 from streamapp.health import ReadinessInputs, readiness
 from streamapp.kafka import faust_patches
 from streamapp.kafka.topics import ensure_topics, merge_specs
+from streamapp.kafka.traced import TracedTopic
 from streamapp.metrics import AppMetrics
 from streamapp.resilience.relay import RetryRelay
 from streamapp.settings import Settings, load_settings
 from streamapp.topics import TopicSpec
+from streamapp.tracing.export import SpanSink
 from streamapp.web.errors import web_application_options
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "key_serializer": "raw",
         "value_serializer": "json",
         "web_enabled": True,
+        # Every send carries the current span's traceparent (streamapp.tracing.context).
+        "Topic": TracedTopic,
         # JSON errors on every route, request bodies bounded (streamapp.web.errors).
         "web_application_options": web_application_options(settings.web_max_body_bytes),
         # faust's built-in pages would expose raw tables (/table), the cluster layout
@@ -101,6 +105,8 @@ class StreamApp(faust.App):
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
         self.metrics = AppMetrics()
+        #: Where finished record spans go (OTLP export when configured), else None.
+        self.span_sink: SpanSink | None = None
         self.declared_topics: list[TopicSpec] = []
         self._assignment_received = False
         self._ready_checks: dict[str, Callable[[], bool]] = {}

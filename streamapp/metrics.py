@@ -102,6 +102,42 @@ class AppMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
 
+        # Event flows, as the tracer sees them end (per initiating event type).
+        self.flow_duration_seconds = Histogram(
+            "streamapp_flow_duration_seconds",
+            "Time from a flow's first to its last event, observed when it ends",
+            ["initiating_event", "status"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+        self.flow_hops = Histogram(
+            "streamapp_flow_hops",
+            "Hops (events, each an arrow between services) of a flow that ended",
+            ["initiating_event", "status"],
+            registry=self.registry,
+            buckets=(1, 2, 4, 6, 8, 10, 12, 16, 20, 30, 50),
+        )
+        self.flow_services = Histogram(
+            "streamapp_flow_services",
+            "Services a flow that ended went through",
+            ["initiating_event", "status"],
+            registry=self.registry,
+            buckets=(1, 2, 3, 4, 5, 6, 8),
+        )
+        self.traces_recorded = Counter(
+            "streamapp_trace_events",
+            "Events the tracer added to a trace (duplicates excluded)",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.traces_skipped = Counter(
+            "streamapp_trace_events_skipped",
+            "Records on an event topic the tracer could not read (the topic's consumer "
+            "dead-letters them)",
+            ["topic"],
+            registry=self.registry,
+        )
+
     def processed(self, agent: str, started: float, *, replayed: bool = False) -> None:
         """Count one record an agent finished (started = time.perf_counter() at its start)."""
         if replayed:

@@ -26,6 +26,7 @@ PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
 PRODUCER_ACKS = ("0", "1", "all")
 COMPRESSIONS = ("none", "gzip", "lz4", "zstd", "snappy")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
 #: The process types: one Faust app each, in Procfile order (which gives their ports).
 SERVICES = ("orders", "inventory", "payments", "shipping")
 #: honcho gives process type i the ports base + 100 * i.
@@ -153,6 +154,39 @@ class Settings:
         10000, "How long POST /orders waits for the command's reply before a 504."
     )
     log_level: str = setting("info", "Log level: debug, info, warning, error or critical.")
+    log_format: str = setting(
+        "text",
+        "Log lines: text, or json (one object per line with time, level, logger, message "
+        "and, for a line about a record, its correlationId and traceId).",
+    )
+    schema_validation: bool = setting(
+        True,
+        "Validate commands and events against their registered schemas (off: only for "
+        "measuring what validation costs; the registry still runs).",
+    )
+    tracing_enabled: bool = setting(
+        True,
+        "Orders service: build a trace per correlation id from every event topic "
+        "(GET /traces, the dashboard, flow metrics). traceparent headers are always sent.",
+    )
+    trace_retention_ms: int = setting(
+        24 * 3600 * 1000, "How long a trace is kept after its first event (then deleted)."
+    )
+    trace_stall_ms: int = setting(
+        30000,
+        "A trace whose saga is not terminal and that got no event this long is STALLED.",
+    )
+    dashboard_workers: str = setting(
+        "",
+        "Orders service: base URLs of every worker the dashboard shows (comma-separated). "
+        "Empty: the orders workers this one knows from the cluster, and the first worker of "
+        "each other service at the Procfile's ports (web_port's base + 100 per service).",
+    )
+    otlp_endpoint: str = setting(
+        "",
+        "OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces): each processed "
+        "record becomes a span parented by its traceparent. Empty: no export (default).",
+    )
     local_kafka_version: str = setting(
         "4.1.1", "Apache Kafka version the embedded broker fetches from Maven Central."
     )
@@ -173,6 +207,7 @@ class Settings:
         _check_choice("producer_acks", self.producer_acks, PRODUCER_ACKS)
         _check_choice("producer_compression", self.producer_compression, COMPRESSIONS)
         _check_choice("log_level", self.log_level, LOG_LEVELS)
+        _check_choice("log_format", self.log_format, LOG_FORMATS)
         _check_choice("service", self.service, SERVICES)
         for name in (
             "partitions",
@@ -190,6 +225,8 @@ class Settings:
             "saga_max_compensation_attempts",
             "web_max_body_bytes",
             "state_retention_ms",
+            "trace_retention_ms",
+            "trace_stall_ms",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -300,11 +337,27 @@ def _coerce(name: str, raw: Any, kind: Any, source: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError("a boolean is not a number")
             return int(raw)
+        if kind is bool or kind == "bool":
+            return _boolean(raw)
         if kind is Path or kind == "Path":
             return Path(str(raw))
         return str(raw)
     except ValueError as exc:
         raise SettingsError(f"{source}: {name} must be {kind}: {exc}") from None
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _boolean(raw: Any) -> bool:
+    """TOML true/false, or an env var's 1/0, true/false, yes/no, on/off."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError(f"expected true or false, got {raw!r}")
 
 
 def load_settings(

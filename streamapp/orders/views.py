@@ -18,6 +18,7 @@ from streamapp.errors import CommandRejected, SchemaError
 from streamapp.messages import Command, Reply, check_id, derived_id, new_id
 from streamapp.orders.agents import commands_topic, event_store, eventstore_table, repository
 from streamapp.orders.replies import ReplyWaiter
+from streamapp.tracing.context import TRACEPARENT, continued, span_of
 from streamapp.web.views import ServiceView, ready_only
 
 #: Rejection type -> HTTP status (the contract's table for POST /orders).
@@ -87,8 +88,14 @@ class OrdersView(ServiceView):
         except CommandRejected as exc:
             return self.json_error(422, exc.error_type, exc.message)
 
+        # The client's traceparent (if any) is the command's parent; else a new trace.
+        span = continued(request.headers.get(TRACEPARENT))
+
         async def send() -> None:
-            await commands_topic.send(key=command.aggregate_id.encode(), value=command.to_json())
+            with span_of(span):
+                await commands_topic.send(
+                    key=command.aggregate_id.encode(), value=command.to_json()
+                )
 
         timeout = app.settings.http_command_timeout_ms / 1000.0
         reply = await reply_waiter.request(command.command_id, send, timeout)

@@ -19,6 +19,7 @@ from mode import Service
 
 from streamapp.messages import new_id
 from streamapp.registry.state import Checker, Outcome, RegistryState, request
+from streamapp.tracing.context import outgoing
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,9 @@ class RegistryLog(Service):
         key, value = request(kind, request_id, **fields)
         if len(value) > MAX_SCHEMA_BYTES:
             raise ValueError(f"schema larger than {MAX_SCHEMA_BYTES} bytes")
-        meta = await producer.send_and_wait(self.topic, value, key=key, partition=0)
+        meta = await producer.send_and_wait(
+            self.topic, value, key=key, partition=0, headers=outgoing()
+        )
         try:
             async with asyncio.timeout(SEND_TIMEOUT_S):
                 async with self._advanced:

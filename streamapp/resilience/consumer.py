@@ -38,6 +38,7 @@ from streamapp.resilience.headers import (
 )
 from streamapp.resilience.policy import ErrorClassifier, RetryPolicy, error_type
 from streamapp.topics import due_topic, is_due, main_topic, retry_topic
+from streamapp.tracing.context import continued, enter, leave, traceparent_of
 
 if TYPE_CHECKING:
     from streamapp.app import StreamApp
@@ -149,6 +150,21 @@ class ResilientConsumer:
     async def process(self, event: EventT[Any], handler: Handler) -> None:
         started = time.perf_counter()
         delivery = Delivery.of(event)
+        span = continued(traceparent_of(delivery.headers))
+        tokens = enter(span, delivery.value)
+        error: BaseException | None = None
+        try:
+            error = await self._process(delivery, handler, started)
+        finally:
+            leave(tokens)
+            sink = self.app.span_sink
+            if sink is not None:
+                sink.record(span, self.name, delivery, started, time.perf_counter(), error)
+
+    async def _process(
+        self, delivery: Delivery, handler: Handler, started: float
+    ) -> BaseException | None:
+        """Handle one record; the failure it was retried or dead-lettered for, if any."""
         metrics = self.app.metrics
         if is_due(delivery.topic):
             due = retry_after(delivery.headers)
@@ -166,9 +182,10 @@ class ResilientConsumer:
         except Exception as exc:  # every failure is classified; none stops the partition
             await self.app.hand_over_table_writes()
             await self.fail(delivery, exc)
-            return
+            return exc
         await self.app.hand_over_table_writes()
         metrics.processed(self.name, started, replayed=bool(replayed))
+        return None
 
     async def fail(self, delivery: Delivery, error: BaseException) -> None:
         """Retry topic or DLQ, by classification and attempts made."""

@@ -15,6 +15,7 @@ from streamapp.metrics import AppMetrics
 from streamapp.resilience.consumer import Delivery, ResilientConsumer, TransientFailure
 from streamapp.resilience.headers import header
 from streamapp.settings import Settings
+from streamapp.tracing import context
 
 
 @dataclass
@@ -34,6 +35,7 @@ class FakeApp:
     metrics: AppMetrics = field(default_factory=AppMetrics)
     sent: list[Sent] = field(default_factory=list)
     declared: list[str] = field(default_factory=list)
+    span_sink: Any = None
 
     def declare_retry_topics(self, name: str, attempts: int) -> None:
         self.declared.append(name)
@@ -153,3 +155,46 @@ def test_retry_headers_on_a_main_topic_record_are_not_trusted() -> None:
     assert sent.topic == "t.retry.1"  # the first retry, not a dead letter elsewhere
     assert header(sent.headers, "original-topic") == b"t"
     assert ("x", b"") in sent.headers  # a null header value is kept as empty bytes
+
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_the_handler_runs_in_a_span_continuing_the_records_traceparent() -> None:
+    spans: list[tuple[Any, str, BaseException | None]] = []
+    app = FakeApp(
+        span_sink=SimpleNamespace(record=lambda s, a, d, t0, t1, e: spans.append((s, a, e)))
+    )
+    consumer = ResilientConsumer(app, "a", [named("t")])
+    inside: list[Any] = []
+
+    async def ok(delivery: Delivery) -> bool:
+        inside.append((context.current(), context.outgoing(), context.correlation_id()))
+        return False
+
+    record = event(headers=[("traceparent", PARENT.encode())])
+    record.value = record.message.value = b'{"correlationId": "corr-1"}'
+    run(consumer, ok, record)
+    [(span, outgoing, correlation)] = inside
+    assert span.trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert span.parent_id == "b7ad6b7169203331" and span.span_id != span.parent_id
+    assert outgoing == [("traceparent", f"00-{span.trace_id}-{span.span_id}-01".encode())]
+    assert correlation == "corr-1"
+    assert spans == [(span, "a", None)]
+    assert context.current() is None  # left when the record is done
+
+
+def test_a_record_without_traceparent_starts_a_trace_and_its_retry_keeps_the_header() -> None:
+    app = FakeApp()
+    consumer = ResilientConsumer(app, "a", [named("t")])
+    inside: list[Any] = []
+
+    async def failing(delivery: Delivery) -> None:
+        inside.append(context.current())
+        raise TransientFailure("again")
+
+    run(consumer, failing, event(headers=[("traceparent", PARENT.encode())]))
+    [retry] = app.sent
+    assert header(retry.headers, "traceparent") == PARENT.encode()  # the record's own
+    run(consumer, failing, event(headers=[]))
+    assert inside[1].parent_id is None and inside[1].trace_id != inside[0].trace_id

@@ -1,0 +1,1 @@
+"""Event-flow tracing: W3C trace context on every record, one trace per correlation id."""
