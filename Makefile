@@ -7,9 +7,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 WORKERS ?= 1
 
-.PHONY: setup run test lint unit integration bench clean
+.PHONY: setup system-deps run test lint unit integration bench clean
+
+#: Debian packages the tests drive as real outside clients: promtool and a Prometheus
+#: server (package prometheus), headless Chromium (package chromium).
+DEBIAN_PACKAGES := prometheus chromium
 
 setup: $(VENV)/.installed
+
+# Installs the missing Debian packages (as root, e.g. in CI); never skips silently.
+system-deps:
+	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "missing Debian packages:$$missing (run: sudo apt-get install -y$$missing)"; \
+			exit 1; \
+		fi; \
+		echo "installing Debian packages:$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
+	fi
 
 # Re-installs only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -26,13 +45,13 @@ lint: setup
 	$(BIN)/ruff format --check streamapp tests bench
 	$(BIN)/mypy
 
-test: lint
+test: system-deps lint
 	$(BIN)/pytest
 
 unit: setup
 	$(BIN)/pytest tests/unit
 
-integration: setup
+integration: setup system-deps
 	$(BIN)/pytest tests/integration
 
 bench: setup
