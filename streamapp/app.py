@@ -42,6 +42,8 @@ SERVICE_MODULES = {
         "streamapp.orders",
         "streamapp.saga",
         "streamapp.registry",
+        "streamapp.tracing",
+        "streamapp.dashboard",
     ],
     "inventory": ["streamapp.web.health", "streamapp.inventory"],
     "payments": ["streamapp.web.health", "streamapp.payments"],

@@ -138,6 +138,17 @@ class AppMetrics:
             registry=self.registry,
         )
 
+        self.flows_open = Gauge(
+            "streamapp_flows_open",
+            "Traces on this worker's partitions whose saga has not ended",
+            registry=self.registry,
+        )
+        self.flows_stalled = Gauge(
+            "streamapp_flows_stalled",
+            "Open traces without an event for trace_stall_ms (STALLED)",
+            registry=self.registry,
+        )
+
     def processed(self, agent: str, started: float, *, replayed: bool = False) -> None:
         """Count one record an agent finished (started = time.perf_counter() at its start)."""
         if replayed:

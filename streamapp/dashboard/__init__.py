@@ -1,0 +1,1 @@
+"""The orders service's dashboard at GET /: traces, sagas, throughput, retries, lag."""
