@@ -46,9 +46,13 @@ def http_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
     return status, orjson.loads(body)
 
 
-def http_post_json(url: str, body: Any, timeout: float = 15.0) -> tuple[int, Any]:
+def http_post_json(
+    url: str, body: Any, timeout: float = 15.0, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     request = urllib.request.Request(
-        url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+        url,
+        data=orjson.dumps(body),
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
