@@ -15,7 +15,10 @@ asks every orders worker (streamapp.tracing.views). Key families in the table::
 The tracer is an observer: a record it cannot read is counted and skipped (the topic's
 own consumer dead-letters it), a redelivered event is recognised by its eventId, and a
 trace is deleted ``trace_retention_ms`` after its first event, swept per partition while
-processing one of its records (so the tombstones go to that partition).
+processing a tick on that partition (so the tombstones go to that partition): a timer
+sends one to each partition this worker owns on the internal ``tracer.ticks`` topic, which
+the agent reads beside the event topics (same partition count, so partition p of both is
+this worker's).
 """
 
 from __future__ import annotations
@@ -38,14 +41,14 @@ from streamapp.eventstore.retention import (
     partition_keys,
     tombstone,
 )
+from streamapp.resilience.housekeeping import tick_interval_s
 from streamapp.tracing.trace import Trace, read_event
 
 log = logging.getLogger(__name__)
 
 AGENT = "tracer"
 TRACE, OPEN = b"t/", b"o/"
-SWEEP_EVERY_MS = 1000
-SWEEP_LIMIT = 200
+SWEEP_LIMIT = 1000
 
 settings = app.settings
 
@@ -62,8 +65,9 @@ event_topics = [
         for s in topics.PARTICIPANTS
     ),
 ]
+ticks_topic = app.contract_topic(topics.TRACER_TICKS, key_type=bytes, value_type=bytes)
+TICKS = ticks_topic.get_topic_name()
 traces = app.keyed_table("traces")
-_last_sweep: dict[int, int] = {}
 
 
 def trace_key(correlation_id: str) -> bytes:
@@ -114,10 +118,7 @@ def record(raw: bytes | None, topic: str, partition: int, offset: int, record_ms
 
 
 def sweep(partition: int, now_ms: int) -> int:
-    """Delete this partition's traces past their retention (bounded per call)."""
-    if now_ms - _last_sweep.get(partition, 0) < SWEEP_EVERY_MS:
-        return 0
-    _last_sweep[partition] = now_ms
+    """Delete this partition's traces past their retention (bounded per tick)."""
     entries = due_entries(traces, partition, now_ms, SWEEP_LIMIT)
     for entry in entries:
         correlation = expiry_target(entry)
@@ -132,19 +133,34 @@ async def trace_events(stream: StreamT[Any]) -> None:
     async for event in stream.events():
         message = event.message
         try:
-            record(
-                event.value,
-                message.topic,
-                message.partition,
-                message.offset,
-                int(message.timestamp * 1000),
-            )
-            sweep(message.partition, int(time.time() * 1000))
+            if message.topic == TICKS:
+                if sweep(message.partition, int(time.time() * 1000)) >= SWEEP_LIMIT:
+                    await send_tick(message.partition)  # more due: go on at once
+            else:
+                record(
+                    event.value,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    int(message.timestamp * 1000),
+                )
             await app.hand_over_table_writes()
         except Exception:  # an observer must not stop: log it, the event stays on its topic
             where = (message.topic, message.partition, message.offset)
             log.exception("tracer could not record %s[%d]@%d", *where)
             app.metrics.traces_skipped.labels(message.topic).inc()
+
+
+async def send_tick(partition: int) -> None:
+    await ticks_topic.send(key=b"tick", value=b"{}", partition=partition)
+
+
+async def tick_owned_partitions() -> None:
+    """The expiry timer: a tick to every traces partition this worker owns."""
+    if app.rebalancing:
+        return
+    for partition in owned_partitions():
+        await send_tick(partition)
 
 
 def owned_partitions() -> list[int]:
@@ -176,6 +192,7 @@ def _count_open(stalled: bool) -> float:
 if settings.tracing_enabled:
     channel = app.topic(
         *(t.get_topic_name() for t in event_topics),
+        TICKS,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -183,5 +200,8 @@ if settings.tracing_enabled:
     )
     trace_events.__name__ = trace_events.__qualname__ = AGENT
     app.agent(channel, name=AGENT)(trace_events)
+    app.timer(tick_interval_s(settings.trace_retention_ms), name="tracer-expiry")(
+        tick_owned_partitions
+    )
     app.metrics.flows_open.set_function(lambda: _count_open(stalled=False))
     app.metrics.flows_stalled.set_function(lambda: _count_open(stalled=True))

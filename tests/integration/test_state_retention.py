@@ -35,6 +35,7 @@ def system(bootstrap: str, tmp_path: Path) -> Iterator[System]:
         bootstrap,
         tmp_path,
         state_retention_ms=str(WINDOW_MS),
+        trace_retention_ms=str(WINDOW_MS),
         # The compensation horizon (x5) must exceed the default retry budget.
         saga_compensation_timeout_ms="8000",
     )
@@ -105,6 +106,17 @@ def test_outcomes_and_answers_expire_after_the_window(system: System) -> None:
         return content if done and not live(content, b"c/") and not live(content, b"x/") else None
 
     content = wait_for(outcomes_expired, 60, "every command outcome to expire", every=1)
+
+    # Traces expire too (trace_retention_ms): the trace, its open marker and index entry
+    # are tombstones on the traces changelog, and the trace is no longer served.
+    def traces_expired() -> dict[bytes, bytes | None] | None:
+        content = changelog(system, "traces-changelog")
+        gone = f"t/{happy}".encode() in content and content[f"t/{happy}".encode()] is None
+        return content if gone and not live(content, b"t/") and not live(content, b"x/") else None
+
+    traced = wait_for(traces_expired, 60, "every trace to expire", every=1)
+    assert any(k.startswith(b"x/") for k in traced)  # they had index entries
+    assert http_json(f"{system.url('orders')}/traces/{happy}")[0] == 404
     assert live(content, b"h/") == [b"h/order-keep-ok", b"h/order-keep-soldout"]  # streams stay
 
     # A committed reservation is closed; a payment stays CHARGED and a shipment SCHEDULED
