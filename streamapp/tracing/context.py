@@ -142,7 +142,11 @@ def leave(tokens: Tokens) -> None:
 
 def correlation_id() -> str | None:
     """The correlationId of the record being processed, if it names one."""
-    value = _record.get()
+    return correlation_id_in(_record.get())
+
+
+def correlation_id_in(value: bytes | None) -> str | None:
+    """The correlationId a record value names, found without decoding it."""
     if not value:
         return None
     found = _CORRELATION.search(value)
