@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from faust.web import Request
@@ -73,7 +74,7 @@ async def find_trace(correlation_id: str) -> dict[str, Any] | None:
         answers = await asyncio.gather(
             *(
                 get_json(
-                    f"{url}/traces/{correlation_id}",
+                    f"{url}/traces/{quote(correlation_id, safe='')}",
                     PEER_TIMEOUT_S,
                     params={"local": "1"},
                     session=session,

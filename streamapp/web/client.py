@@ -46,6 +46,18 @@ async def get_json(
         raise HttpError(url, f"not JSON ({exc})", response.status) from None
 
 
+async def get_text(url: str, timeout_s: float, *, session: aiohttp.ClientSession) -> str:
+    """GET a text document (2xx only, e.g. /metrics); HttpError when it cannot be had."""
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+            body = await response.read()
+            if not 200 <= response.status < 300:
+                raise HttpError(url, f"HTTP {response.status}", response.status)
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise HttpError(url, str(exc) or type(exc).__name__) from None
+    return body.decode("utf-8", errors="replace")
+
+
 async def request_json(
     method: str, url: str, timeout_s: float, body: Any = None
 ) -> tuple[int, Any]:

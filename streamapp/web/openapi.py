@@ -14,6 +14,7 @@ from streamapp.messages import MAX_ID_CHARS
 from streamapp.orders.aggregate import MAX_ITEMS, MAX_QUANTITY, MONEY
 from streamapp.registry.state import LEVELS
 from streamapp.saga.machine import COMPENSATED, COMPENSATING, COMPLETED, EXECUTING, FAILED, STARTED
+from streamapp.tracing.trace import STATUSES as TRACE_STATUSES
 
 JSON = "application/json"
 
@@ -212,6 +213,65 @@ SCHEMAS: dict[str, Any] = {
             "updatedAt": _STRING,
         },
     },
+    "TraceStatus": {"enum": list(TRACE_STATUSES)},
+    "Trace": {
+        "type": "object",
+        "required": [
+            "correlationId",
+            "status",
+            "startedAt",
+            "endedAt",
+            "durationMs",
+            "services",
+            "hops",
+            "events",
+            "nodes",
+            "edges",
+        ],
+        "properties": {
+            "correlationId": _STRING,
+            "status": {"$ref": "#/components/schemas/TraceStatus"},
+            "startedAt": _STRING,
+            "endedAt": _STRING,
+            "durationMs": {"type": "integer", "minimum": 0},
+            "initiatingEvent": _STRING,
+            "aggregateIds": {"type": "array", "items": _STRING},
+            "services": {"type": "array", "items": _STRING},
+            "hops": {"type": "integer", "minimum": 0},
+            "droppedEvents": {"type": "integer", "minimum": 0},
+            "events": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["eventId", "eventType", "service", "from", "topic", "atMs"],
+                },
+            },
+            "nodes": {
+                "type": "array",
+                "items": {"type": "object", "required": ["id", "label"]},
+            },
+            "edges": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["from", "to", "eventId", "eventType", "atMs", "kind"],
+                },
+            },
+        },
+    },
+    "TraceSummary": {
+        "type": "object",
+        "required": ["correlationId", "status", "startedAt", "durationMs", "services"],
+        "properties": {
+            "correlationId": _STRING,
+            "status": {"$ref": "#/components/schemas/TraceStatus"},
+            "startedAt": _STRING,
+            "durationMs": {"type": "integer", "minimum": 0},
+            "services": {"type": "array", "items": _STRING},
+            "initiatingEvent": _STRING,
+            "events": {"type": "integer", "minimum": 1},
+        },
+    },
     "StockLevel": {
         "type": "object",
         "required": ["sku", "available", "reserved", "committed"],
@@ -264,6 +324,7 @@ def _orders() -> dict[str, Any]:
     order_id = _path_param("orderId", "the order id (= the saga id)")
     version = {"type": "integer", "minimum": 0}
     states = "|".join((*SAGA_STATES, "IN_FLIGHT"))
+    statuses = "|".join(TRACE_STATUSES)
     sagas_query = [
         _query(
             "state",
@@ -340,6 +401,39 @@ def _orders() -> dict[str, Any]:
             503,
             parameters=sagas_query,
         ),
+        "/traces/{correlationId}": _get(
+            "One conversation's trace: its events in causal order, services, hops",
+            _ok(_ref("Trace")),
+            404,
+            405,
+            503,
+            parameters=[
+                _path_param("correlationId", "the correlation id (default: the commandId)"),
+                _query("local", {"type": "string"}, "1: only this worker's table (peers use it)"),
+            ],
+        ),
+        "/traces": _get(
+            "The newest traces of every partition",
+            _ok(
+                {
+                    "type": "object",
+                    "required": ["traces"],
+                    "properties": {"traces": {"type": "array", "items": _ref("TraceSummary")}},
+                }
+            ),
+            400,
+            405,
+            503,
+            parameters=[
+                _query(
+                    "status",
+                    {"type": "string", "pattern": f"^(({statuses})(,({statuses}))*)?$"},
+                    "comma-separated trace statuses; empty: all",
+                ),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 50"),
+                _query("local", {"type": "string"}, "1: only this worker's partitions"),
+            ],
+        ),
         "/probes/{key}": _get(
             "The last probe seen for a key (streamapp probe)",
             _ok(_ref("Probe")),
@@ -347,6 +441,95 @@ def _orders() -> dict[str, Any]:
             405,
             503,
             parameters=[_path_param("key", "the probe key")],
+        ),
+    }
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"200": {"description": description, "content": {"text/html": {"schema": _STRING}}}}
+
+
+def _dashboard() -> dict[str, Any]:
+    """The orders service's HTML pages and the dashboard's data (tracing/, dashboard/)."""
+    count = {"type": "integer", "minimum": 0}
+    per_topic = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["topic", "count", "by"],
+            "properties": {"topic": _STRING, "count": count, "by": _OBJECT},
+        },
+    }
+    rate = {"type": ["number", "null"], "minimum": 0}
+    return {
+        "/": _get(
+            "The dashboard (HTML, no external asset; polls /dashboard/data)",
+            _html("the dashboard page"),
+            405,
+        ),
+        "/dashboard/data": _get(
+            "What the dashboard shows: every worker's readiness and metrics, recent traces "
+            "(a worker that does not answer is shown as down)",
+            _ok(
+                {
+                    "type": "object",
+                    "required": [
+                        "generatedAt",
+                        "workers",
+                        "throughput",
+                        "sagas",
+                        "retries",
+                        "deadLetters",
+                        "lag",
+                        "traces",
+                    ],
+                    "properties": {
+                        "generatedAt": _STRING,
+                        "workers": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["url", "state"],
+                                "properties": {
+                                    "url": _STRING,
+                                    "service": {"type": ["string", "null"]},
+                                    "state": {"enum": ["ready", "waiting", "down"]},
+                                    "waitingFor": {"type": "array", "items": _STRING},
+                                    "error": {"type": ["string", "null"]},
+                                    "recordsPerSecond": rate,
+                                },
+                            },
+                        },
+                        "throughput": {
+                            "type": "object",
+                            "required": ["total", "agents"],
+                            "properties": {"total": rate, "agents": {"type": "array"}},
+                        },
+                        "sagas": {
+                            "type": "object",
+                            "required": ["inFlight", "ended"],
+                            "properties": {
+                                "inFlight": {"type": "array"},
+                                "ended": {"type": "array"},
+                            },
+                        },
+                        "retries": per_topic,
+                        "deadLetters": per_topic,
+                        "lag": {"type": "array"},
+                        "traces": {"type": "array"},
+                        "tracesError": {"type": ["string", "null"]},
+                    },
+                }
+            ),
+            405,
+        ),
+        "/traces/{correlationId}/view": _get(
+            "The trace as a page: a sequence diagram (SVG) and its events",
+            _html("the trace page"),
+            404,
+            405,
+            503,
+            parameters=[_path_param("correlationId", "the correlation id")],
         ),
     }
 
@@ -660,7 +843,7 @@ def _registry() -> dict[str, Any]:
 
 
 SERVICE_PATHS = {
-    "orders": lambda: {**_orders(), **_registry()},
+    "orders": lambda: {**_orders(), **_registry(), **_dashboard()},
     "inventory": _inventory,
     "payments": _payments,
     "shipping": _shipping,
