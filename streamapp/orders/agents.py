@@ -33,7 +33,9 @@ events_topic = app.contract_topic(topics.ORDERS_EVENTS, key_type=bytes, value_ty
 eventstore_table = app.keyed_table("eventstore")
 event_store = EventStore(eventstore_table)
 repository = order_repository(event_store, app.settings.snapshot_every)
-handler = OrderCommandHandler(repository, app.settings.state_retention_ms, validators)
+handler = OrderCommandHandler(
+    repository, app.settings.state_retention_ms, validators, app.metrics.eventstore
+)
 
 
 def expire_outcomes(partition: int, limit: int) -> int:

@@ -40,6 +40,14 @@ SOURCE = "orders"
 RESENT_UNTIL_SEEN = frozenset({"ConfirmOrder", "CancelOrder"})
 
 
+class StoreObserver(Protocol):
+    """Told how long each append took and of each concurrency conflict (metrics)."""
+
+    def appended(self, seconds: float) -> None: ...
+
+    def conflict(self) -> None: ...
+
+
 class EventSchemas(Protocol):
     """The registered schemas events are written with (registry.validation.Validators)."""
 
@@ -99,11 +107,13 @@ class OrderCommandHandler:
         repository: Repository[OrderState],
         retention_ms: int | None = None,
         schemas: EventSchemas | None = None,
+        observer: StoreObserver | None = None,
     ) -> None:
         self.repository = repository
         self.store = repository.store
         self.retention_ms = retention_ms
         self.schemas = schemas
+        self.observer = observer
 
     def handle(self, command: Command, source: SourceRecord, now_ms: int | None = None) -> Outcome:
         """``now_ms`` (default: the wall clock) starts a new outcome's retention window."""
@@ -136,6 +146,8 @@ class OrderCommandHandler:
                 )
             drafts = aggregate.decide(state, command)
         except CommandRejected as rejection:
+            if isinstance(rejection, ConcurrencyError) and self.observer is not None:
+                self.observer.conflict()
             reply = Reply.rejected(command.command_id, stream, rejection.with_version(version))
             self._keep(stream, command.command_id, _record(reply, source, now))
             return Outcome(reply)
@@ -175,9 +187,12 @@ class OrderCommandHandler:
                 return Outcome(reply)
         reply = Reply.accepted(command, events[-1].version, tuple(e.event_id for e in events))
         record = _record(reply, source, now, version + 1, events[-1].version)
+        started = time.perf_counter()
         self.repository.append(
             stream, state, events, version, commit=Commit(command.command_id, record)
         )
+        if self.observer is not None:
+            self.observer.appended(time.perf_counter() - started)
         self._keep(stream, command.command_id, record)
         return Outcome(reply, events)
 

@@ -26,11 +26,13 @@ import orjson
 from streamapp import topics
 from streamapp.app import app
 from streamapp.errors import SchemaError
+from streamapp.metrics import Sample
 from streamapp.orders.agents import commands_topic as orders_commands
 from streamapp.registry.agents import deployed_validators
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
 from streamapp.saga.definition import order_fulfillment
 from streamapp.saga.machine import TERMINAL_EVENTS, SagaMachine
+from streamapp.saga.metrics import in_flight_by_state, step_latencies
 from streamapp.saga.orchestration import ORDERS, TIMEOUTS, Incoming, SagaRecord, react
 from streamapp.saga.timers import (
     DEADLINES,
@@ -160,7 +162,8 @@ async def orchestrate(delivery: Delivery) -> bool:
     tick_entry = _tick_entry(incoming, delivery.key)
     stored = sagas.get(delivery.key)
     record = SagaRecord.from_dict(stored) if stored is not None else None
-    reaction = react(machine, delivery.key.decode(), record, incoming, int(time.time() * 1000))
+    now_ms = int(time.time() * 1000)
+    reaction = react(machine, delivery.key.decode(), record, incoming, now_ms)
     # Expired (or a deadline left without its saga): the saga is deleted from all three
     # tables, its events stay on sagas.events. Otherwise the state first (a redelivery
     # writes it again: the local store may be ahead of the changelog after a crash), its
@@ -182,6 +185,9 @@ async def orchestrate(delivery: Delivery) -> bool:
     if todo:
         todo.apply(TABLES)
         await app.hand_over_table_writes()
+    if reaction.changed and after is not None and record is not None:
+        for step, outcome, seconds in step_latencies(record.state, after.state, now_ms):
+            app.metrics.saga_step_seconds.labels(step, outcome).observe(seconds)
     for topic, command in reaction.commands:
         await command_topics[settings.topic(topic)].send(
             key=command.aggregate_id.encode(), value=command.to_json()
@@ -202,6 +208,17 @@ def _tick_entry(incoming: Incoming, key: bytes) -> bytes | None:
     if entry_saga(raw) != key:
         raise SchemaError("a timeout tick's entry must belong to the saga it is keyed by")
     return raw
+
+
+def _in_flight() -> list[Sample]:
+    """streamapp_sagas_in_flight: the deadlines table holds exactly the sagas in flight
+    (read through the store: no faust table-read counts for a scrape)."""
+    store = sagas.data
+    counts = in_flight_by_state(list(deadlines.keys()), store.get)
+    return [((state,), float(count)) for state, count in counts.items()]
+
+
+app.metrics.sagas_in_flight.read_from(_in_flight)
 
 
 #: What this worker ticked, per table: a due deadline is ticked once, and again when it

@@ -52,6 +52,9 @@ class StepState:
     deadline_ms: int | None = None
     outcome_pending: bool = False  # a forward command whose outcome may still arrive
     resends: int = 0  # re-sends of the forward command (steps without a timeout)
+    # When the command now awaited was first sent: the forward command while RUNNING, the
+    # compensation while COMPENSATING (streamapp_saga_step_seconds). None: before it.
+    sent_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,7 @@ class StepState:
             "deadlineMs": self.deadline_ms,
             "outcomePending": self.outcome_pending,
             "resends": self.resends,
+            "sentMs": self.sent_ms,
         }
 
     @classmethod
@@ -76,6 +80,7 @@ class StepState:
             doc.get("deadlineMs"),
             bool(doc.get("outcomePending")),
             int(doc.get("resends", 0)),
+            doc.get("sentMs"),
         )
 
 
@@ -412,6 +417,7 @@ class SagaMachine:
             status=RUNNING,
             command_id=command_id,
             deadline_ms=now_ms + wait,
+            sent_ms=now_ms,
         )
         return state.with_step(running, current_step=step.name, updated_ms=now_ms), (
             self._forward_command(state, step, command_id)
@@ -484,6 +490,7 @@ class SagaMachine:
             compensation_id=command_id,
             attempts=1,
             deadline_ms=now_ms + self.definition.compensation_timeout_ms,
+            sent_ms=now_ms,
         )
         if state.state == COMPENSATING:
             state = replace(state, current_step=step.name)

@@ -96,6 +96,18 @@ class System:
         for service in services or SERVICES:
             self.workers[service].wait_ready()
 
+    def add_worker(self, service: str, name: str) -> Worker:
+        """One more worker of `service` (own port and tables), known as `name` to url(),
+        workers and stop(); it joins the service's group (wait_ready / settle it)."""
+        self.ports[name] = free_port()
+        env = {
+            **self.env,
+            "STREAMAPP_SERVICE": service,
+            "STREAMAPP_WEB_PORT": str(self.ports[name]),
+        }
+        self.workers[name] = Worker(env, self.root / f"{name}.log").start()
+        return self.workers[name]
+
     def kill9(self, service: str) -> None:
         self.workers[service].kill9()
 
