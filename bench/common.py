@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamapp.kafka.topics import admin_client
-from streamapp.local.broker import LocalBroker
+from streamapp.local.cluster import local_kafka
 from streamapp.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def kafka() -> Iterator[str]:
     """Bootstrap servers from the settings; the local broker is started (and stopped
     again afterwards) unless it already runs or external servers are configured."""
     settings = load_settings()
-    broker = LocalBroker(settings) if settings.uses_local_kafka else None
+    broker = local_kafka(settings) if settings.uses_local_kafka else None
     started = broker is not None and broker.status().state == "stopped"
     if broker is not None:
         broker.up()

@@ -12,17 +12,18 @@ from pathlib import Path
 
 from streamapp.kafka.topics import describe_topics, ensure_topics
 from streamapp.local.broker import BrokerError, LocalBroker
-from streamapp.settings import Settings, SettingsError, describe_settings, load_settings
+from streamapp.local.cluster import LocalCluster, local_kafka, other_cluster_running
+from streamapp.settings import Settings, SettingsError, describe_settings, env_var, load_settings
 from streamapp.topics import dlq_topic, is_dlq
 
 
-def _broker(settings: Settings) -> LocalBroker:
+def _broker(settings: Settings) -> LocalBroker | LocalCluster:
     if not settings.uses_local_kafka:
         raise BrokerError(
             f"bootstrap servers are set ({settings.bootstrap_servers}): the local broker is "
             "not used; unset STREAMAPP_BOOTSTRAP_SERVERS to manage it"
         )
-    return LocalBroker(settings)
+    return local_kafka(settings)
 
 
 def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
@@ -34,16 +35,24 @@ def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
         stopped = broker.down()
         took = time.monotonic() - started
         print(f"kafka stopped in {took:.1f} s" if stopped else "kafka was not running")
+        _hint_cluster(settings)
     elif args.action == "status":
         status = broker.status()
         print(status.describe())
+        _hint_cluster(settings)
         return 0 if status.running else 3
     elif args.action == "logs":
         if not args.follow:
             print(broker.tail(args.lines))
             return 0
-        os.execvp("tail", ["tail", "-n", str(args.lines), "-F", str(broker.log_file)])
+        files = [str(path) for path in broker.log_files]
+        os.execvp("tail", ["tail", "-n", str(args.lines), "-F", *files])
     return 0
+
+
+def _hint_cluster(settings: Settings) -> None:
+    if nodes := other_cluster_running(settings):
+        print(f"note: a {nodes}-node cluster runs from this state dir: add --nodes {nodes}")
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
@@ -277,6 +286,12 @@ def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+NODES_HELP = (
+    "nodes of the embedded Kafka (3: a KRaft cluster, replication factor 3); the same as "
+    "STREAMAPP_LOCAL_KAFKA_NODES, which it sets for this command and the workers it starts"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from streamapp.tools.loadgen import DEFAULT_MIX
 
@@ -287,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=["up", "down", "status", "logs"])
     kafka.add_argument("-n", "--lines", type=int, default=50, help="log lines to show")
     kafka.add_argument("-f", "--follow", action="store_true", help="follow the log")
+    kafka.add_argument("--nodes", type=int, help=NODES_HELP)
     kafka.set_defaults(func=cmd_kafka)
 
     topics = sub.add_parser("topics", help="list (default) or create the app's topics")
@@ -303,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="broker + topics + workers; Ctrl-C stops all of it")
     run.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
     run.add_argument("--procfile", default="Procfile")
+    run.add_argument("--nodes", type=int, help=NODES_HELP)
     run.set_defaults(func=cmd_run)
 
     probe = sub.add_parser("probe", help="send a probe and wait until a worker shows it")
@@ -373,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "nodes", None) is not None:
+        # An env var, not a settings override: the app (imported later, its own settings)
+        # and the workers `run` starts must see the same cluster.
+        os.environ[env_var("local_kafka_nodes")] = str(args.nodes)
     try:
         settings = load_settings()
         return int(args.func(settings, args))

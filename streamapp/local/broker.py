@@ -60,7 +60,7 @@ class BrokerStatus:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock held for the block (released if the process dies)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
@@ -184,8 +184,16 @@ class LocalBroker:
         return self.state_dir / "logs" / "server.log"
 
     @property
+    def log_files(self) -> list[Path]:
+        return [self.log_file]
+
+    @property
     def stdout_file(self) -> Path:
         return self.state_dir / "logs" / "stdout.log"
+
+    @property
+    def cluster_id_file(self) -> Path:
+        return self.state_dir / "cluster.id"
 
     @property
     def pid_file(self) -> Path:
@@ -202,7 +210,7 @@ class LocalBroker:
         if marker.exists():
             return self.libs_dir
         # The cache is shared by every state dir (tests run several brokers): one fetch.
-        with _file_lock(self.cache_dir / ".fetch.lock"):
+        with file_lock(self.cache_dir / ".fetch.lock"):
             if not marker.exists():
                 self._fetch_jars()
         return self.libs_dir
@@ -232,10 +240,10 @@ class LocalBroker:
         staging.rename(self.libs_dir)
 
     # -- configuration ----------------------------------------------------------------
-    def server_properties(self) -> str:
+    def properties(self) -> dict[str, str]:
         """The broker config: single node KRaft, small footprint, test-friendly timings."""
         s = self.settings
-        props = {
+        return {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
@@ -257,6 +265,9 @@ class LocalBroker:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # Workers may ask for a session timeout down to 1 s (Kafka's floor: 6 s), so
+            # that a dead worker's partitions move within seconds.
+            "group.min.session.timeout.ms": "1000",
             # The cleaner's 128 MiB default dedupe buffer can OOM a small heap at start-up.
             "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
             "log.cleaner.threads": "1",
@@ -264,7 +275,9 @@ class LocalBroker:
             "num.io.threads": "4",
             "num.recovery.threads.per.data.dir": "1",
         }
-        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def server_properties(self) -> str:
+        return "".join(f"{k}={v}\n" for k, v in self.properties().items())
 
     def log4j_properties(self) -> str:
         return (
@@ -299,7 +312,7 @@ class LocalBroker:
         """Format KRaft storage once; a formatted data dir keeps its cluster id."""
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id_file = self.state_dir / "cluster.id"
+        cluster_id_file = self.cluster_id_file
         if not cluster_id_file.exists():
             cluster_id_file.write_text(new_cluster_id())
         cmd = [
@@ -322,7 +335,7 @@ class LocalBroker:
     # -- lifecycle -------------------------------------------------------------------
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         """Serialise up/down so that two concurrent `up` calls still give one broker."""
-        return _file_lock(self.state_dir / ".lock")
+        return file_lock(self.state_dir / ".lock")
 
     def _read_pid(self) -> int | None:
         try:
@@ -358,47 +371,53 @@ class LocalBroker:
             if current.pid is not None:
                 self._wait_ready(current.pid, timeout)
                 return self.status()
-            if port_open(self.host, self.port) or port_open(self.host, self.controller_port):
-                raise BrokerError(
-                    f"port {self.port} or {self.controller_port} on {self.host} is in use by "
-                    "another process: stop it or set STREAMAPP_LOCAL_KAFKA_PORT / "
-                    "STREAMAPP_LOCAL_KAFKA_CONTROLLER_PORT"
-                )
-            self.ensure_jars()
-            self._write_config()
-            self._format_storage(java)
-            cmd = [
-                java,
-                f"-Xmx{self.settings.local_kafka_heap}",
-                f"-Xms{min_heap(self.settings.local_kafka_heap)}",
-                "-XX:+UseG1GC",
-                "-XX:MaxGCPauseMillis=20",
-                "-XX:+ExitOnOutOfMemoryError",
-                "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={self.log4j_file}",
-                f"-Dkafka.logs.dir={self.log_file.parent}",
-                "-cp",
-                self._classpath(),
-                "kafka.Kafka",
-                str(self.config_file),
-            ]
-            with open(self.stdout_file, "ab") as out:
-                proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    cwd=self.state_dir,
-                )
-            self.pid_file.write_text(str(proc.pid))
+            pid = self._start(java)
             try:
-                self._wait_ready(proc.pid, timeout)
+                self._wait_ready(pid, timeout)
             except BrokerError:
-                self._stop_pid(proc.pid, STOP_TIMEOUT_S)
+                self._stop_pid(pid, STOP_TIMEOUT_S)
                 self.pid_file.unlink(missing_ok=True)
                 raise
             return self.status()
+
+    def _start(self, java: str) -> int:
+        """Write the config, format once and spawn the JVM; its pid, not waiting for it.
+        The caller holds the lock (a cluster node cannot get ready alone: no quorum)."""
+        if port_open(self.host, self.port) or port_open(self.host, self.controller_port):
+            raise BrokerError(
+                f"port {self.port} or {self.controller_port} on {self.host} is in use by "
+                "another process: stop it or set STREAMAPP_LOCAL_KAFKA_PORT / "
+                "STREAMAPP_LOCAL_KAFKA_CONTROLLER_PORT"
+            )
+        self.ensure_jars()
+        self._write_config()
+        self._format_storage(java)
+        cmd = [
+            java,
+            f"-Xmx{self.settings.local_kafka_heap}",
+            f"-Xms{min_heap(self.settings.local_kafka_heap)}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.log4j_file}",
+            f"-Dkafka.logs.dir={self.log_file.parent}",
+            "-cp",
+            self._classpath(),
+            "kafka.Kafka",
+            str(self.config_file),
+        ]
+        with open(self.stdout_file, "ab") as out:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.state_dir,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        return proc.pid
 
     def _wait_ready(self, pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streamapp.kafka.topics import ensure_topics
-from streamapp.local.broker import LocalBroker
+from streamapp.local.cluster import local_kafka
 from streamapp.local.processes import kill_group, stop_group
 from streamapp.settings import SERVICE_PORT_STEP, SERVICES, Settings
 from streamapp.web.client import fetch_status
@@ -98,12 +98,13 @@ def run_system(settings: Settings, procfile: Path, workers: int) -> int:
     """Start everything, print the URLs, block until Ctrl-C/SIGTERM, stop everything."""
     from streamapp.app import app
 
-    broker = LocalBroker(settings) if settings.uses_local_kafka else None
+    broker = local_kafka(settings) if settings.uses_local_kafka else None
     started_broker = False
     if broker is not None:
         # Only a broker that was not there at all is ours to stop (not one starting up).
         started_broker = broker.status().state == "stopped"
-        print(f"[streamapp] {broker.up().describe()}", flush=True)
+        for line in broker.up().describe().splitlines():
+            print(f"[streamapp] {line}", flush=True)
     stop_requested = False
 
     def request_stop(signum: int, _frame: object) -> None:
