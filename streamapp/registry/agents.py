@@ -60,8 +60,9 @@ def is_deprecated(subject: str, version: int) -> bool:
     return found is not None and found.deprecated
 
 
-#: The deployed versions' validators (ready with repo_registered).
-validators = Validators(is_deprecated)
+#: The deployed versions' validators (ready with repo_registered); with the setting
+#: ``schema_validation`` off they pass everything (only to measure what validation costs).
+validators = Validators(is_deprecated, enabled=app.settings.schema_validation)
 app.require_for_readiness("schema registry log", registry.caught_up.is_set)
 app.require_for_readiness("repo schemas registered", repo_registered.is_set)
 
@@ -102,6 +103,8 @@ async def register_repo_schemas() -> None:
         found = registry.folded.find(subject, schema)
         assert found is not None  # registered above, or found unchanged
         validators.load(subject, found.version, schema)
+    if not validators.enabled:
+        log.warning("schema validation is off (schema_validation = false): only to measure")
     repo_registered.set()
 
 

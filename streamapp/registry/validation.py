@@ -9,6 +9,11 @@ bench/validators.py).
 Deprecation is asked live (``is_deprecated(subject, version)``, in the app a look-up in
 the registry's fold): a version deprecated on any worker reaches every worker's
 validators as soon as its fold has read the request, with no snapshot to refresh.
+
+``enabled=False`` (the setting ``schema_validation``) makes every document pass, here in
+the one object every agent and the order handler ask, so that a worker can be measured
+with and without validation (bench/eventstore). Versions, registration and deprecation
+are unaffected: they are the registry's, not validation.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ MAX_REASONS = 10
 class Validators:
     """Compiled validators by subject, with the registered version each stands for."""
 
-    def __init__(self, is_deprecated: Callable[[str, int], bool] | None = None) -> None:
+    def __init__(
+        self, is_deprecated: Callable[[str, int], bool] | None = None, *, enabled: bool = True
+    ) -> None:
         self._compiled: dict[str, Any] = {}
         self._versions: dict[str, int] = {}
         self._is_deprecated = is_deprecated
+        self.enabled = enabled
 
     def load(self, subject: str, version: int, schema: Mapping[str, Any]) -> None:
         if self._versions.get(subject) == version:
@@ -49,7 +57,10 @@ class Validators:
         return self._is_deprecated(subject, version)
 
     def errors(self, subject: str, document: Any) -> list[str]:
-        """Why `document` breaks its subject's schema (none: it is valid)."""
+        """Why `document` breaks its subject's schema (none: it is valid, or validation
+        is off)."""
+        if not self.enabled:
+            return []
         validator = self._compiled.get(subject)
         if validator is None:
             return [f"no schema is registered for {subject!r}"]

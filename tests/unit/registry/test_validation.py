@@ -12,6 +12,7 @@ from streamapp.eventstore.store import EventStore
 from streamapp.orders.handler import OrderCommandHandler, SourceRecord, order_repository
 from streamapp.registry.state import DEPRECATE, SCHEMA, RegistryState, request
 from streamapp.registry.validation import Validators
+from streamapp.settings import load_settings
 from tests.unit.orders.factories import command, create
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -130,3 +131,30 @@ def test_deprecation_comes_from_the_registry_fold_as_it_moves() -> None:
     fold(1, DEPRECATE, subject=subject, version=1)
     assert schemas.deprecated(subject)
     assert not Validators().deprecated(subject)  # no registry: nothing is deprecated
+
+
+def test_the_schema_validation_setting_switches_validation_only() -> None:
+    """``schema_validation = false`` (only to measure, bench/eventstore): an invalid
+    command, an event before append and a participant event all pass; on (the default)
+    each is reported. Versions and deprecation stay the registry's either way."""
+    config = ROOT / "config" / "streamapp.toml"
+    assert load_settings(config, environ={}).schema_validation is True
+    # OrderCreated with a field the aggregate never writes: every OrderCreated breaks it.
+    needs_bug = {**repo_schema("OrderCreated"), "required": ["bug"]}
+    reserved = {"eventType": "InventoryReserved", "data": {"quantity": "many"}}
+    for raw in ("true", "false"):
+        enabled = load_settings(config, environ={"STREAMAPP_SCHEMA_VALIDATION": raw})
+        schemas = Validators(lambda subject, version: False, enabled=enabled.schema_validation)
+        schemas.load("CreateOrder", 1, repo_schema("CreateOrder"))
+        schemas.load("InventoryReserved", 1, repo_schema("InventoryReserved"))
+        schemas.load("OrderCreated", 5, needs_bug)
+        on = raw == "true"
+        broken = {**create("o").to_dict(), "data": {"customerId": 7}}
+        assert bool(schemas.errors("CreateOrder", broken)) is on  # a command on consume
+        assert bool(schemas.errors("InventoryReserved", reserved)) is on  # participant event
+        assert bool(schemas.errors("NotRegistered", {})) is on
+
+        outcome = handler(schemas).handle(create("o"), SourceRecord(0, 1, 0))  # before append
+        assert outcome.reply.status == ("rejected" if on else "accepted"), outcome.reply
+        if not on:
+            assert outcome.events[0].schema_version == 5  # still the registered version
