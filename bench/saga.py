@@ -11,6 +11,10 @@ machine, next to the broker and the load generator.
 (B) Latency: happy orders at about half of (A)'s rate for --latency-seconds; latency =
     CreateOrder sent -> SagaCompleted record time, p50/p95/p99.
 
+(C) ``--compare-tracing N``: the cost of the tracer. The backlog of (A) (smaller) with
+    tracing on and off, alternating N times each in one run, the orders worker restarted
+    with ``STREAMAPP_TRACING_ENABLED`` between them; ratio of the medians on/off.
+
     make bench        # or: .venv/bin/python -m bench.saga
 """
 
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -61,11 +67,66 @@ def latencies(result: dict[str, Any]) -> dict[str, float]:
     return {f"p{p}": float(percentile(values, p) or 0.0) for p in (50, 95, 99)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compare_tracing(system: System, runs: int, orders: int) -> dict[str, Any]:
+    """(C): backlog drain rates with the tracer on and off, alternating in one run, and
+    the orders worker's CPU time per saga (less sensitive to a busy machine)."""
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    cpu_ms: dict[str, list[float]] = {"on": [], "off": []}
+    for n in range(runs):
+        for mode in ("on", "off"):
+            system.configure(tracing_enabled="true" if mode == "on" else "false")
+            system.restart("orders")
+            run_orders(system, 30, 20, seed=100 + n)  # warm-up after the restart
+            proc = system.workers["orders"].proc
+            assert proc is not None
+            before = cpu_seconds(proc.pid)
+            result = run_orders(system, orders, 100_000, seed=200 + n)
+            used = cpu_seconds(proc.pid) - before
+            rate = drain_rate(result)
+            rates[mode].append(round(rate, 1))
+            cpu_ms[mode].append(round(1000 * used / max(len(result["completed"]), 1), 2))
+            print(
+                f"(C) run {n + 1}, tracing {mode}: {rate:.1f} sagas/s, "
+                f"orders worker {cpu_ms[mode][-1]:.2f} ms CPU/saga"
+            )
+    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    cpu_on, cpu_off = statistics.median(cpu_ms["on"]), statistics.median(cpu_ms["off"])
+    print(f"(C) tracing on/off: {on:.1f} / {off:.1f} sagas/s = {on / off:.2f}")
+    print(f"(C) orders CPU/saga off/on: {cpu_off:.2f} / {cpu_on:.2f} ms = {cpu_off / cpu_on:.2f}")
+    return {
+        "tracing_rates": rates,
+        "tracing_on_off": round(on / off, 3),
+        "tracing_cpu_ms_per_saga": cpu_ms,
+        "tracing_cpu_off_on": round(cpu_off / cpu_on, 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=3000, help="backlog size for (A)")
     parser.add_argument("--latency-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--compare-tracing", type=int, default=0, metavar="N", help="(C) only: N runs each"
+    )
     args = parser.parse_args()
+    if args.compare_tracing:
+        with kafka() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+            system = System(bootstrap, Path(tmp), log_level="warning")
+            run = system.env["STREAMAPP_APP_ID"]
+            try:
+                system.start()
+                found = compare_tracing(system, args.compare_tracing, args.orders)
+            finally:
+                system.stop()
+                asyncio.run(delete_topics_starting(bootstrap, run))
+        print(f"saved {save(run, {'run': run, 'orders': args.orders, **found})}")
+        return 0
     with kafka() as bootstrap, tempfile.TemporaryDirectory() as tmp:
         system = System(bootstrap, Path(tmp), log_level="warning")
         run = system.env["STREAMAPP_APP_ID"]

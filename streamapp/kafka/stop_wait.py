@@ -12,7 +12,8 @@ acknowledged, and ``wait_empty`` waits for it for ever (seen: SIGTERM of an orde
 with a backlog never returned; ``tests/integration/test_stop.py``).
 
 The fix waits for what the check is for — records a stream is processing right now
-(its ``current_event``) — and not for copies nobody will process. Offsets are still
+(its ``current_event``, or a batch an agent declared with ``StreamApp.in_flight``) — and
+not for copies nobody will process. Offsets are still
 committed only up to the first unacknowledged record, so the cleared copy is processed
 again after the hand-over (at least once), as faust intends for cleared queues.
 """
@@ -39,6 +40,8 @@ def in_flight(app: Any) -> list[Any]:
             event = getattr(stream, "current_event", None)
             if event is not None and not event.message.acked:
                 found.append(event.message)
+    # batches agents process (StreamApp.in_flight): their records are no stream's current
+    found.extend(m for m in getattr(app, "messages_in_flight", ()) if not m.acked)
     return found
 
 

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import orjson
-from faust.types import StreamT
+from faust.types import EventT, StreamT
 
 from streamapp import topics
 from streamapp.app import app
@@ -41,14 +41,18 @@ from streamapp.eventstore.retention import (
     partition_keys,
     tombstone,
 )
+from streamapp.kafka.current import processing
 from streamapp.resilience.housekeeping import tick_interval_s
-from streamapp.tracing.trace import Trace, read_event
+from streamapp.tracing.trace import Trace, TracedEvent, read_event
 
 log = logging.getLogger(__name__)
 
 AGENT = "tracer"
 TRACE, OPEN = b"t/", b"o/"
 SWEEP_LIMIT = 1000
+#: Events per batch, and how long a batch waits to fill: under load a conversation's
+#: events arrive together and cost one trace write; when idle a trace is 50 ms late.
+BATCH_MAX, BATCH_WITHIN_S = 500, 0.05
 
 settings = app.settings
 
@@ -79,26 +83,42 @@ def load(correlation_id: str) -> Trace | None:
     return Trace.from_dict(stored) if stored is not None else None
 
 
-def record(raw: bytes | None, topic: str, partition: int, offset: int, record_ms: int) -> None:
-    """Add one event to its trace (a no-op for a redelivered event)."""
-    metrics = app.metrics
+def read(event: EventT[Any]) -> tuple[str, TracedEvent] | None:
+    """(correlationId, event) of an event topic's record, or None (counted as skipped)."""
+    message = event.message
     try:
-        doc = orjson.loads(raw or b"")
-        read = read_event(doc, SOURCES[topic], topic, partition, offset, record_ms)
+        doc = orjson.loads(event.value or b"")
+        found = read_event(
+            doc,
+            SOURCES[message.topic],
+            message.topic,
+            message.partition,
+            message.offset,
+            int(message.timestamp * 1000),
+        )
     except (orjson.JSONDecodeError, AttributeError):
-        read = None
-    if read is None:
-        metrics.traces_skipped.labels(topic).inc()
-        return
-    correlation, event = read
+        found = None
+    if found is None:
+        app.metrics.traces_skipped.labels(message.topic).inc()
+    return found
+
+
+def update(correlation: str, events: list[TracedEvent]) -> None:
+    """Add events of one conversation to its trace: one read and one write of it
+    (redelivered events, known by their eventId, are left out)."""
+    metrics = app.metrics
     key = trace_key(correlation)
     stored = traces.get(key)
     before = Trace.from_dict(stored) if stored is not None else None
-    if before is not None and before.has(event.event_id):
+    after = before
+    for event in events:
+        if after is not None and after.has(event.event_id):
+            continue
+        after = Trace.first(correlation, event) if after is None else after.add(event)
+        metrics.traces_recorded.labels(event.topic).inc()
+    if after is None or after is before:
         return
-    after = Trace.first(correlation, event) if before is None else before.add(event)
     traces[key] = after.to_dict()
-    metrics.traces_recorded.labels(topic).inc()
     if before is None:
         expires = after.started_ms + settings.trace_retention_ms
         traces[INDEX_PREFIX + expiry_key(expires, correlation.encode())] = expires
@@ -117,6 +137,31 @@ def record(raw: bytes | None, topic: str, partition: int, offset: int, record_ms
         metrics.flow_services.labels(*labels).observe(len(after.services()))
 
 
+async def record_batch(batch: Sequence[EventT[Any]]) -> None:
+    """Fold a batch: one trace write per conversation, one sweep per ticked partition,
+    each made as if processing a record of its partition (where the changelog record
+    goes); then wait until the writes are in the producer, before the batch is acked."""
+    conversations: dict[str, tuple[EventT[Any], list[TracedEvent]]] = {}
+    ticked: dict[int, EventT[Any]] = {}
+    for event in batch:
+        if event.message.topic == TICKS:
+            ticked[event.message.partition] = event
+            continue
+        found = read(event)
+        if found is not None:
+            correlation, traced = found
+            conversations.setdefault(correlation, (event, []))[1].append(traced)
+    for correlation, (event, traced_events) in conversations.items():
+        with processing(event):
+            update(correlation, traced_events)
+    now = int(time.time() * 1000)
+    for partition, event in ticked.items():
+        with processing(event):
+            if sweep(partition, now) >= SWEEP_LIMIT:
+                await send_tick(partition)  # more due: go on at once
+    await app.hand_over_table_writes()
+
+
 def sweep(partition: int, now_ms: int) -> int:
     """Delete this partition's traces past their retention (bounded per tick)."""
     entries = due_entries(traces, partition, now_ms, SWEEP_LIMIT)
@@ -129,26 +174,23 @@ def sweep(partition: int, now_ms: int) -> int:
 
 
 async def trace_events(stream: StreamT[Any]) -> None:
-    """The agent: an observer, so nothing it reads can stop it."""
-    async for event in stream.events():
-        message = event.message
-        try:
-            if message.topic == TICKS:
-                if sweep(message.partition, int(time.time() * 1000)) >= SWEEP_LIMIT:
-                    await send_tick(message.partition)  # more due: go on at once
-            else:
-                record(
-                    event.value,
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    int(message.timestamp * 1000),
+    """The agent: batches of events (faust acks a batch when the next one is asked
+    for); an observer, so nothing it reads can stop it."""
+    batches = cast(Any, stream).take_events(BATCH_MAX, BATCH_WITHIN_S)  # not in StreamT
+    async for batch in batches:
+        with app.in_flight(batch):
+            try:
+                await record_batch(batch)
+            except Exception:  # an observer must not stop: log it, the events stay on their topics
+                first = batch[0].message
+                log.exception(
+                    "tracer could not record a batch of %d from %s[%d]@%d",
+                    len(batch),
+                    first.topic,
+                    first.partition,
+                    first.offset,
                 )
-            await app.hand_over_table_writes()
-        except Exception:  # an observer must not stop: log it, the event stays on its topic
-            where = (message.topic, message.partition, message.offset)
-            log.exception("tracer could not record %s[%d]@%d", *where)
-            app.metrics.traces_skipped.labels(message.topic).inc()
+                app.metrics.traces_skipped.labels(first.topic).inc(len(batch))
 
 
 async def send_tick(partition: int) -> None:
