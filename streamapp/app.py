@@ -9,20 +9,24 @@ through ``autodiscover`` when a worker starts (``faust -A streamapp.app worker``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.types import TableT, TopicT
+from faust.types import EventT, TableT, TopicT
 
 from streamapp import topics
 from streamapp.health import ReadinessInputs, readiness
-from streamapp.kafka import faust_patches
+from streamapp.kafka import faust_patches, shutdown, stop_wait
+from streamapp.kafka.lag import consumer_lag
+from streamapp.kafka.producer import IdempotentProducer
+from streamapp.kafka.recovery import recovery_active, recovery_remaining
 from streamapp.kafka.topics import ensure_topics, merge_specs
 from streamapp.kafka.traced import TracedTopic
-from streamapp.metrics import AppMetrics
+from streamapp.logs import faust_logging_options
+from streamapp.metrics import AppMetrics, setup_faust_sensor
 from streamapp.resilience.relay import RetryRelay
 from streamapp.settings import Settings, load_settings
 from streamapp.topics import TopicSpec
@@ -32,6 +36,8 @@ from streamapp.web.errors import web_application_options
 log = logging.getLogger(__name__)
 
 faust_patches.apply()  # before any consumer exists: see the module for the bug
+stop_wait.apply()  # the same: waiting at stop/rebalance for copies nobody processes
+shutdown.apply()  # leave the group ~2 s sooner on SIGTERM: see the module
 
 #: Feature modules faust scans for agents, tables, pages and timers, per service. Each
 #: service is its own Faust app (consumer group, tables, web server, Procfile entry).
@@ -70,7 +76,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "web_port": settings.web_port,
         "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
         "topic_partitions": settings.partitions,
-        "topic_replication_factor": settings.replication_factor,
+        "topic_replication_factor": settings.topic_replication_factor,
         "processing_guarantee": settings.processing_guarantee,
         "producer_acks": _ACKS[settings.producer_acks],
         "producer_linger": settings.producer_linger_ms / 1000.0,
@@ -82,6 +88,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "key_serializer": "raw",
         "value_serializer": "json",
         "web_enabled": True,
+        # Text or JSON lines, each naming the record it is about (streamapp.logs).
+        **faust_logging_options(settings),
         # Every send carries the current span's traceparent (streamapp.tracing.context).
         "Topic": TracedTopic,
         # JSON errors on every route, request bodies bounded (streamapp.web.errors).
@@ -92,9 +100,10 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "web_router_enabled": False,
         "web_graph_enabled": False,
         "web_stats_enabled": False,
+        # How long a dead worker's partitions wait (docs/scaling.md "Failover").
         "broker_session_timeout": settings.consumer_session_timeout_ms / 1000.0,
-        # Kafka wants heartbeats at under a third of the session timeout.
-        "broker_heartbeat_interval": min(3.0, settings.consumer_session_timeout_ms / 3000.0),
+        "broker_heartbeat_interval": settings.consumer_heartbeat_interval_ms / 1000.0,
+        "consumer_group_instance_id": settings.group_instance_id,
         "broker_commit_interval": settings.consumer_commit_interval_ms / 1000.0,
         # Large enough to dead-letter the largest record a topic accepts (4 MiB commands).
         "producer_max_request_size": topics.MAX_RECORD_BYTES + 64 * 1024,
@@ -109,11 +118,16 @@ class StreamApp(faust.App):
         self.metrics = AppMetrics()
         #: Where finished record spans go (OTLP export when configured), else None.
         self.span_sink: SpanSink | None = None
+        #: Messages of batches agents are processing now (see in_flight).
+        self.messages_in_flight: set[Any] = set()
         self.declared_topics: list[TopicSpec] = []
         self._assignment_received = False
         self._ready_checks: dict[str, Callable[[], bool]] = {}
         super().__init__(settings.service_app_id, **{**faust_options(settings), **overrides})
-        setup_prometheus_sensors(self, registry=self.metrics.registry)
+        setup_faust_sensor(self, self.metrics.registry)
+        self.metrics.consumer_lag.read_from(lambda: consumer_lag(self))
+        self.metrics.recovery_remaining.read_from(lambda: recovery_remaining(self))
+        self.metrics.recovery_active.read_from(lambda: recovery_active(self))
         self.on_partitions_assigned.connect(self._on_assigned)
         self.topics_ensured = asyncio.Event()
         self.retry_relay = RetryRelay(
@@ -128,6 +142,10 @@ class StreamApp(faust.App):
         self.metrics.assigned_partitions.set_function(
             lambda: float(self.readiness_inputs().assigned_partitions)
         )
+
+    def _new_producer(self) -> Any:
+        """faust's aiokafka producer, idempotent under acks=all (streamapp.kafka.producer)."""
+        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
     # -- topics ------------------------------------------------------------------------
     def contract_topic(
@@ -150,7 +168,7 @@ class StreamApp(faust.App):
         spec = topic.spec(
             self.settings.topic(topic.name),
             self.settings.partitions,
-            self.settings.replication_factor,
+            self.settings.topic_replication_factor,
         )
         self.declared_topics.append(spec)
         if topic.dead_letters:
@@ -211,7 +229,7 @@ class StreamApp(faust.App):
         worker (CLI, runner) get the full list too.
         """
         self.discover()
-        replication = self.settings.replication_factor
+        replication = self.settings.topic_replication_factor
         specs = list(self.declared_topics)
         for table in self.tables.values():
             specs.append(
@@ -229,11 +247,27 @@ class StreamApp(faust.App):
         """Create missing topics before the consumer subscribes (auto-create is off)."""
         self.settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
         _undo_spinner_log_level(self.settings.log_level)
+        if self.settings.otlp_endpoint:  # the SDK is imported only then
+            from streamapp.tracing.otlp import OtlpExport
+
+            # Flushed and stopped after the agents (the app's exit stack closes last).
+            self.span_sink = await self.add_async_context(OtlpExport.for_app(self))
         await super().on_first_start()
         report = await ensure_topics(self.settings.bootstrap, self.topic_specs())
         if report.created:
             log.info("created topics: %s", ", ".join(report.created))
         self.topics_ensured.set()
+
+    @contextlib.contextmanager
+    def in_flight(self, events: Sequence[EventT[Any]]) -> Iterator[None]:
+        """A batch an agent is processing: a stop or rebalance waits for it
+        (streamapp.kafka.stop_wait) as it waits for a one-by-one agent's record."""
+        messages = [event.message for event in events]
+        self.messages_in_flight.update(messages)
+        try:
+            yield
+        finally:
+            self.messages_in_flight.difference_update(messages)
 
     async def hand_over_table_writes(self) -> None:
         """Wait until this record's table writes are in the Kafka producer.

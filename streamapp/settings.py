@@ -31,6 +31,10 @@ LOG_FORMATS = ("text", "json")
 SERVICES = ("orders", "inventory", "payments", "shipping")
 #: honcho gives process type i the ports base + 100 * i.
 SERVICE_PORT_STEP = 100
+#: Node k of the embedded Kafka cluster listens on the configured ports + 2(k-1).
+LOCAL_KAFKA_PORT_STEP = 2
+#: faust's broker_request_timeout default (90 s): the session timeout may not exceed it.
+FAUST_REQUEST_TIMEOUT_MS = 90_000
 
 
 class SettingsError(ValueError):
@@ -80,7 +84,12 @@ class Settings:
     )
     topic_prefix: str = setting("", "Prepended to every topic name (e.g. 'staging.').")
     partitions: int = setting(8, "Partition count of every topic streamapp creates.")
-    replication_factor: int = setting(1, "Replication factor of every topic streamapp creates.")
+    replication_factor: int = setting(
+        0,
+        "Replication factor of every topic streamapp creates. 0: automatic, the embedded "
+        "Kafka's node count up to 3 (1, or 3 with local_kafka_nodes=3); 1 with external "
+        "bootstrap servers.",
+    )
     web_host: str = setting(
         "127.0.0.1",
         "Host name this worker advertises to its peers (table_route forwards requests there).",
@@ -113,9 +122,22 @@ class Settings:
         "Python codec package installed).",
     )
     consumer_session_timeout_ms: int = setting(
-        10000,
-        "Consumer group session timeout: how soon a crashed worker's partitions move to "
-        "the others (faust's default is 60 s).",
+        6000,
+        "Consumer group session timeout: how soon a crashed (kill -9) worker's partitions "
+        "move to the others (faust's default is 60 s). The broker's "
+        "group.min.session.timeout.ms must allow it (the embedded one: 1 s).",
+    )
+    consumer_heartbeat_interval_ms: int = setting(
+        2000,
+        "Consumer heartbeat interval: also how soon a live worker hears of a rebalance "
+        "(e.g. after another one left). At most a third of the session timeout.",
+    )
+    consumer_static_membership: bool = setting(
+        False,
+        "Static group membership (KIP-345): group.instance.id <service app id>-<web_host>-"
+        "<web_port>. A worker restarted within the session timeout gets its partitions "
+        "back without a rebalance, but a stopped worker no longer leaves the group: its "
+        "partitions wait the session timeout even after SIGTERM.",
     )
     consumer_commit_interval_ms: int = setting(
         2800, "How often processed offsets are committed (bounds replays after a crash)."
@@ -179,8 +201,8 @@ class Settings:
     dashboard_workers: str = setting(
         "",
         "Orders service: base URLs of every worker the dashboard shows (comma-separated). "
-        "Empty: the orders workers this one knows from the cluster, and the first worker of "
-        "each other service at the Procfile's ports (web_port's base + 100 per service).",
+        "Empty: the orders workers known from the cluster, and the first worker of each "
+        "other service at the Procfile's ports (the lowest orders port + 100 per service).",
     )
     otlp_endpoint: str = setting(
         "",
@@ -193,6 +215,12 @@ class Settings:
     local_kafka_host: str = setting("127.0.0.1", "Loopback address of the embedded broker.")
     local_kafka_port: int = setting(19092, "Client port of the embedded broker.")
     local_kafka_controller_port: int = setting(19093, "KRaft controller port of the broker.")
+    local_kafka_nodes: int = setting(
+        1,
+        "Nodes of the embedded Kafka (each broker+controller). 1: one broker on the ports "
+        "above; N > 1: node k on local_kafka_port + 2(k-1) and local_kafka_controller_port "
+        "+ 2(k-1), topics with replication factor min(N, 3) and min.insync.replicas one less.",
+    )
     local_kafka_heap: str = setting("512m", "JVM heap (-Xmx) of the embedded broker.")
     local_kafka_state_dir: Path = setting(
         Path("var/kafka"), "Where the embedded broker keeps config, data, pid file and logs."
@@ -211,11 +239,12 @@ class Settings:
         _check_choice("service", self.service, SERVICES)
         for name in (
             "partitions",
-            "replication_factor",
+            "local_kafka_nodes",
             "web_port",
             "local_kafka_port",
             "local_kafka_controller_port",
             "consumer_session_timeout_ms",
+            "consumer_heartbeat_interval_ms",
             "consumer_commit_interval_ms",
             "snapshot_every",
             "http_command_timeout_ms",
@@ -238,7 +267,11 @@ class Settings:
             raise SettingsError(str(exc)) from None
         if self.producer_linger_ms < 0:
             raise SettingsError("producer_linger_ms must be >= 0")
+        if self.replication_factor < 0:
+            raise SettingsError("replication_factor must be >= 0 (0: automatic)")
+        self._check_local_kafka_ports()
         self._check_deadlines_cover_retries()
+        self._check_group_timing()
 
     def _check_deadlines_cover_retries(self) -> None:
         """A saga deadline shorter than a command's retry budget gives up on commands
@@ -257,6 +290,53 @@ class Settings:
                 f"must exceed the retry budget ({budget} ms): a compensation would be given "
                 "up while a retry of it is still waiting"
             )
+
+    def _check_group_timing(self) -> None:
+        """Kafka expects a few heartbeats per session (one late heartbeat must not evict
+        a live worker); faust refuses a session timeout above its request timeout."""
+        if self.consumer_heartbeat_interval_ms * 3 > self.consumer_session_timeout_ms:
+            raise SettingsError(
+                f"consumer_heartbeat_interval_ms ({self.consumer_heartbeat_interval_ms}) "
+                "must be at most a third of consumer_session_timeout_ms "
+                f"({self.consumer_session_timeout_ms})"
+            )
+        if self.consumer_session_timeout_ms > FAUST_REQUEST_TIMEOUT_MS:
+            raise SettingsError(
+                f"consumer_session_timeout_ms ({self.consumer_session_timeout_ms}) must not "
+                f"exceed faust's broker request timeout ({FAUST_REQUEST_TIMEOUT_MS} ms)"
+            )
+
+    @property
+    def group_instance_id(self) -> str | None:
+        """The static group member id of this worker (consumer_static_membership), else
+        None: unique per worker because web_host:web_port is."""
+        if not self.consumer_static_membership:
+            return None
+        return f"{self.service_app_id}-{self.web_host}-{self.web_port}"
+
+    def _check_local_kafka_ports(self) -> None:
+        ports = [p for k in range(1, self.local_kafka_nodes + 1) for p in self.local_kafka_ports(k)]
+        if len(set(ports)) != len(ports):
+            raise SettingsError(
+                f"local_kafka_port ({self.local_kafka_port}) and local_kafka_controller_port "
+                f"({self.local_kafka_controller_port}) give {self.local_kafka_nodes} nodes "
+                f"overlapping ports {ports}: node k uses both + {LOCAL_KAFKA_PORT_STEP}(k-1), "
+                "so let them differ by an odd number (e.g. 19092 and 19093)"
+            )
+
+    def local_kafka_ports(self, node: int) -> tuple[int, int]:
+        """(client port, controller port) of node ``node`` (1-based) of the embedded Kafka:
+        the configured ports shifted by LOCAL_KAFKA_PORT_STEP per node (node 1: as set)."""
+        shift = LOCAL_KAFKA_PORT_STEP * (node - 1)
+        return self.local_kafka_port + shift, self.local_kafka_controller_port + shift
+
+    @property
+    def topic_replication_factor(self) -> int:
+        """The replication factor topics get: the setting, or automatic when it is 0
+        (every node of the embedded Kafka up to 3; 1 on external servers)."""
+        if self.replication_factor:
+            return self.replication_factor
+        return min(self.local_kafka_nodes, 3) if self.uses_local_kafka else 1
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -278,7 +358,10 @@ class Settings:
     def bootstrap(self) -> str:
         """The bootstrap servers clients connect to: external ones or the local broker."""
         if self.uses_local_kafka:
-            return f"{self.local_kafka_host}:{self.local_kafka_port}"
+            return ",".join(
+                f"{self.local_kafka_host}:{self.local_kafka_ports(k)[0]}"
+                for k in range(1, self.local_kafka_nodes + 1)
+            )
         return self.bootstrap_servers.strip()
 
     @property

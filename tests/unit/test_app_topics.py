@@ -44,6 +44,7 @@ def test_faust_options_follow_the_settings() -> None:
             producer_compression="gzip",
             producer_linger_ms=20,
             consumer_session_timeout_ms=6000,
+            consumer_heartbeat_interval_ms=2000,
         )
     )
     assert options["broker"] == "kafka://k1:9092;kafka://k2:9092"
@@ -55,5 +56,6 @@ def test_faust_options_follow_the_settings() -> None:
     assert options["producer_linger"] == pytest.approx(0.02)
     assert options["broker_session_timeout"] == pytest.approx(6.0)
     assert options["broker_heartbeat_interval"] == pytest.approx(2.0)
+    assert options["consumer_group_instance_id"] is None  # dynamic membership by default
     assert faust_options(Settings())["producer_acks"] == -1
     assert faust_options(Settings())["producer_compression_type"] is None

@@ -1,0 +1,49 @@
+"""Consumer group timing and static membership settings (docs/scaling.md "Failover")."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamapp.app import faust_options
+from streamapp.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_bound_a_dead_workers_wait_to_six_seconds() -> None:
+    settings = Settings()
+    assert (settings.consumer_session_timeout_ms, settings.consumer_heartbeat_interval_ms) == (
+        6000,
+        2000,
+    )
+    options = faust_options(settings)
+    assert options["broker_session_timeout"] == pytest.approx(6.0)
+    assert options["broker_heartbeat_interval"] == pytest.approx(2.0)
+
+
+def test_heartbeat_must_fit_three_times_into_the_session() -> None:
+    assert Settings(consumer_session_timeout_ms=6000, consumer_heartbeat_interval_ms=2000)
+    with pytest.raises(SettingsError) as refused:
+        Settings(consumer_session_timeout_ms=6000, consumer_heartbeat_interval_ms=2001)
+    assert "consumer_heartbeat_interval_ms (2001)" in str(refused.value)
+    assert "consumer_session_timeout_ms (6000)" in str(refused.value)
+    # The old default session (10 s) with the new heartbeat is fine; a 2 s session is not.
+    assert Settings(consumer_session_timeout_ms=10000)
+    with pytest.raises(SettingsError, match="a third"):
+        load_settings(None, {"STREAMAPP_CONSUMER_SESSION_TIMEOUT_MS": "2000"})
+
+
+def test_session_timeout_stays_within_fausts_request_timeout() -> None:
+    assert Settings(consumer_session_timeout_ms=90000)
+    with pytest.raises(SettingsError, match="request timeout"):
+        Settings(consumer_session_timeout_ms=90001)
+
+
+def test_static_membership_gives_each_worker_its_own_instance_id() -> None:
+    assert Settings().group_instance_id is None
+    orders = Settings(consumer_static_membership=True, web_port=6066)
+    assert orders.group_instance_id == "streamapp-127.0.0.1-6066"
+    assert faust_options(orders)["consumer_group_instance_id"] == "streamapp-127.0.0.1-6066"
+    other = Settings(consumer_static_membership=True, service="inventory", web_port=6166)
+    assert other.group_instance_id == "streamapp-inventory-127.0.0.1-6166"
+    assert Settings(consumer_static_membership=True, web_port=6067).group_instance_id != (
+        orders.group_instance_id
+    )
