@@ -281,6 +281,22 @@ class StreamApp(faust.App):
         while buffer.size:
             await buffer.flush()
 
+    def owned_partitions(self, topic_name: str) -> list[int]:
+        """Partitions of a topic (or a table's changelog) this worker actively owns;
+        standby copies excluded."""
+        actives = self.assignor.assigned_actives()
+        return sorted({tp.partition for tp in actives if tp.topic == topic_name})
+
+    def peer_urls(self, table_name: str) -> list[str]:
+        """Base URLs of the other workers that own partitions of a table (for views
+        that gather from every worker)."""
+        me = str(self.conf.canonical_url).rstrip("/")
+        return [
+            str(url).rstrip("/")
+            for url, assigned in self.router.table_metadata(table_name).items()
+            if any(assigned.values()) and str(url).rstrip("/") != me
+        ]
+
     # -- readiness ---------------------------------------------------------------------
     async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         self._assignment_received = True

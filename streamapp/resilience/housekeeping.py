@@ -76,8 +76,7 @@ class Housekeeping:
 
     def owned(self) -> list[int]:
         """Partitions of the main topic this worker actively owns."""
-        actives = self.app.assignor.assigned_actives()
-        return sorted({tp.partition for tp in actives if tp.topic == self.main_topic})
+        return self.app.owned_partitions(self.main_topic)
 
     async def tick(self) -> None:
         if self.app.rebalancing:

@@ -232,13 +232,6 @@ async def _send_tick(key: bytes, deadline: int, entry: bytes | None) -> None:
     await timeouts_topic.send(key=key, value=tick_value(key, deadline, entry))
 
 
-def _owned(table: Any) -> list[int]:
-    """The partitions of a table this worker actively owns (not standbys)."""
-    topic = table.changelog_topic.get_topic_name()
-    actives = app.assignor.assigned_actives()
-    return sorted({tp.partition for tp in actives if tp.topic == topic})
-
-
 # (no parameters: faust passes the app to a timer function that takes one)
 async def tick_due_sagas() -> None:
     """In-flight deadlines: the table holds only sagas in flight, read whole."""
@@ -255,7 +248,7 @@ async def tick_expired_sagas() -> None:
     now = int(time.time() * 1000)
     await tick_expiries(
         expiries,
-        _owned(expiries),
+        app.owned_partitions(expiries.changelog_topic.get_topic_name()),
         now,
         expiry_ticks,
         _send_tick,

@@ -81,12 +81,7 @@ class SagasView(ServiceView):
         found = local_sagas(wanted, limit)
         if request.query.get("local") == "1":
             return self.json({"sagas": found})
-        me = str(app.conf.canonical_url).rstrip("/")
-        peers = [
-            str(url).rstrip("/")
-            for url, topics in app.router.table_metadata(sagas.name).items()
-            if any(topics.values()) and str(url).rstrip("/") != me
-        ]
+        peers = app.peer_urls(sagas.name)
         query = {"state": request.query.get("state") or "", "limit": str(limit)}
         async with aiohttp.ClientSession() as session:
             answers = await asyncio.gather(

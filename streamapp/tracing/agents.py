@@ -207,8 +207,7 @@ async def tick_owned_partitions() -> None:
 
 def owned_partitions() -> list[int]:
     """The traces partitions this worker actively owns (standby copies excluded)."""
-    name = traces.changelog_topic.get_topic_name()
-    return sorted({tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name})
+    return app.owned_partitions(traces.changelog_topic.get_topic_name())
 
 
 def open_traces() -> Iterable[Trace]:

@@ -43,12 +43,7 @@ class PeersUnavailable(Exception):
 
 
 def _peers() -> list[str]:
-    me = str(app.conf.canonical_url).rstrip("/")
-    return [
-        str(url).rstrip("/")
-        for url, assigned in app.router.table_metadata(traces.name).items()
-        if any(assigned.values()) and str(url).rstrip("/") != me
-    ]
+    return app.peer_urls(traces.name)
 
 
 def _now_ms() -> int:
