@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +28,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_block(offsets: Iterable[int], low: int = 21000, high: int = 28900) -> int:
+    """A base port with base + each offset free, below the kernel's ephemeral range
+    (32768+), where a port free now can be taken a moment later by an outgoing
+    connection (seen: honcho's base + 1 taken). The Procfile gives process type i,
+    instance n the port base + 100 i + n."""
+    wanted = list(offsets)
+    for _ in range(200):
+        base = random.randrange(low, high)
+        try:
+            with contextlib.ExitStack() as held:
+                for offset in wanted:
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise AssertionError(f"no free block of ports for offsets {wanted}")
 
 
 def unique_id(prefix: str = "t") -> str:

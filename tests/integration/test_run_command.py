@@ -13,6 +13,7 @@ from tests.integration.support import (
     BIN,
     ROOT,
     free_port,
+    free_port_block,
     http_json,
     processes_matching,
     processes_with_env,
@@ -86,7 +87,8 @@ def test_run_starts_everything_and_ctrl_c_stops_all_of_it_twice(tmp_path: Path) 
             "STREAMAPP_APP_ID": name,
             "STREAMAPP_TOPIC_PREFIX": f"{name}.",
             "STREAMAPP_PARTITIONS": "4",
-            "STREAMAPP_WEB_PORT": str(free_port()),
+            # honcho: orders base, base + 1; the others base + 100 i (+ 1): all free
+            "STREAMAPP_WEB_PORT": str(free_port_block([0, 1, 100, 101, 200, 201, 300, 301])),
             "STREAMAPP_DATA_DIR": str(tmp_path / "tables"),
             "STREAMAPP_LOCAL_KAFKA_PORT": str(kafka_port),
             "STREAMAPP_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()),
