@@ -79,8 +79,6 @@ ORDERS_EVENTS = Topic("orders.events")
 SAGAS_EVENTS = Topic("sagas.events")
 SAGAS_TIMEOUTS = Topic("sagas.timeouts", config={"retention.ms": str(24 * 3600 * 1000)})
 PROBES = Topic("streamapp.probes")
-#: Internal: the tracer's expiry ticks, one per owned partition (streamapp.tracing.agents).
-TRACER_TICKS = Topic("tracer.ticks", config={"retention.ms": str(3600 * 1000)})
 #: The schema registry's log: one partition, so every request has one order.
 SCHEMAS = Topic("_schemas", single_partition=True, compacted=True)
 

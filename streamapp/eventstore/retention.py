@@ -85,7 +85,9 @@ def partition_keys(
     return found
 
 
-def due_entries(table: CollectionT, partition: int, now_ms: int, limit: int) -> list[bytes]:
+def due_entries(
+    table: CollectionT | MutableMapping[bytes, Any], partition: int, now_ms: int, limit: int
+) -> list[bytes]:
     """One partition's index entries (without INDEX_PREFIX) due at now_ms, oldest first."""
     stop = INDEX_PREFIX + due_stop(now_ms)
     keys = partition_keys(table, partition, INDEX_PREFIX, stop, limit)

@@ -26,10 +26,12 @@ import orjson
 from streamapp import topics
 from streamapp.app import app
 from streamapp.errors import SchemaError
+from streamapp.messages import Event
 from streamapp.metrics import Sample
 from streamapp.orders.agents import commands_topic as orders_commands
 from streamapp.registry.agents import deployed_validators
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
+from streamapp.resilience.housekeeping import tick_interval_s
 from streamapp.saga.definition import order_fulfillment
 from streamapp.saga.machine import TERMINAL_EVENTS, SagaMachine
 from streamapp.saga.metrics import in_flight_by_state, step_latencies
@@ -47,6 +49,8 @@ from streamapp.saga.timers import (
     tick_expiries,
     tick_value,
 )
+from streamapp.tracing import recorder
+from streamapp.tracing.trace import read_event
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +156,9 @@ async def orchestrate(delivery: Delivery) -> bool:
         raise SchemaError("the record key must be the saga (order) id")
     first = delivery.origin
     source = SOURCES[first.topic]
+    if source == TIMEOUTS and delivery.value == recorder.SWEEP_TICK:
+        await _sweep_traces(delivery)
+        return False
     doc = decode(delivery.value)
     incoming = parse(doc, source, first.topic, first.offset)
     if source not in (ORDERS, TIMEOUTS):  # a participant's event: check it on the way in
@@ -196,7 +203,50 @@ async def orchestrate(delivery: Delivery) -> bool:
         await sagas_events.send(key=delivery.key, value=saga_event.to_json())
         if saga_event.event_type in TERMINAL_EVENTS and not reaction.redelivered:
             app.metrics.sagas_ended.labels(saga_event.event_type).inc()
+    if settings.tracing_enabled:
+        _trace(delivery, source, doc, reaction.events, reaction.redelivered)
     return reaction.redelivered
+
+
+SAGAS_EVENTS = sagas_events.get_topic_name()
+
+
+def _trace(
+    delivery: Delivery,
+    source: str,
+    doc: dict[str, Any],
+    sent: tuple[Event, ...],
+    redelivered: bool,
+) -> None:
+    """Record the event read (not a deadline tick) and the saga events sent in answer in
+    their trace (streamapp.tracing.recorder); an observer: its failure is only logged."""
+    first = delivery.origin
+    read = None
+    if source != TIMEOUTS:
+        read = read_event(
+            doc, source, first.topic, first.partition, first.offset, delivery.timestamp_ms
+        )
+        if read is None:
+            app.metrics.traces_skipped.labels(first.topic).inc()
+    try:
+        recorder.record(read, sent, first.partition, SAGAS_EVENTS, redelivered=redelivered)
+    except Exception:
+        log.exception("could not trace %s[%d]@%d", first.topic, first.partition, first.offset)
+
+
+async def _sweep_traces(delivery: Delivery) -> None:
+    """A sweep tick: delete this partition's expired traces. Ticks repeat, so a retried
+    one (its partition may not be the traces') is let go, and an error is only logged."""
+    if not settings.tracing_enabled or delivery.attempt > 0:
+        return
+    partition = delivery.event.message.partition
+    try:
+        more = recorder.sweep(partition)
+    except Exception:
+        log.exception("could not sweep the traces of partition %d", partition)
+        return
+    if more:  # more are due: go on at once
+        await _send_sweep(partition)
 
 
 def _tick_entry(incoming: Incoming, key: bytes) -> bytes | None:
@@ -226,6 +276,20 @@ app.metrics.sagas_in_flight.read_from(_in_flight)
 _retick_ms = retick_after_ms(settings.retry_policy.budget_ms())
 deadline_ticks = TickLog(_retick_ms)
 expiry_ticks = TickLog(_retick_ms)
+
+
+async def _send_sweep(partition: int) -> None:
+    await timeouts_topic.send(
+        key=recorder.SWEEP_KEY, value=recorder.SWEEP_TICK, partition=partition
+    )
+
+
+async def tick_trace_expiry() -> None:
+    """A sweep tick to every traces partition this worker owns."""
+    if app.rebalancing:
+        return
+    for partition in recorder.owned_partitions():
+        await _send_sweep(partition)
 
 
 async def _send_tick(key: bytes, deadline: int, entry: bytes | None) -> None:
@@ -260,3 +324,5 @@ app.timer(TICK_INTERVAL_S, name="saga-deadlines")(tick_due_sagas)
 app.timer(expiry_scan_interval_s(settings.state_retention_ms), name="saga-expiries")(
     tick_expired_sagas
 )
+if settings.tracing_enabled:
+    app.timer(tick_interval_s(settings.trace_retention_ms), name="trace-expiry")(tick_trace_expiry)

@@ -16,7 +16,7 @@ cancel of a settled order) is COMPLETED with its events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -84,7 +84,7 @@ class TracedEvent:
     service: str
     topic: str
     partition: int
-    offset: int
+    offset: int | None  # None: an event recorded as it was sent (the saga's own)
     at_ms: int
     causation_id: str | None
     aggregate_id: str | None
@@ -108,7 +108,12 @@ class TracedEvent:
 
 
 def read_event(
-    doc: Mapping[str, Any], service: str, topic: str, partition: int, offset: int, record_ms: int
+    doc: Mapping[str, Any],
+    service: str,
+    topic: str,
+    partition: int,
+    offset: int | None,
+    record_ms: int,
 ) -> tuple[str, TracedEvent] | None:
     """(correlationId, event) of an event envelope, or None if it is not one."""
     event_id, event_type = doc.get("eventId"), doc.get("eventType")
@@ -179,7 +184,7 @@ class Trace:
 
     def ordered(self) -> list[TracedEvent]:
         """Causal order: by time, but never before the event that caused it."""
-        by_time = sorted(self.events, key=lambda e: (e.at_ms, e.topic, e.partition, e.offset))
+        by_time = sorted(self.events, key=lambda e: (e.at_ms, e.topic, e.partition, e.offset or -1))
         ids = {e.event_id for e in by_time}
         placed: set[str] = set()
         out: list[TracedEvent] = []
@@ -301,3 +306,16 @@ class Trace:
     @classmethod
     def first(cls, correlation_id: str, event: TracedEvent) -> Trace:
         return cls(correlation_id, ()).add(event)
+
+    @classmethod
+    def of(cls, correlation_id: str, events: Iterable[TracedEvent]) -> Trace | None:
+        """The trace of stored events (repeats of an eventId, from redeliveries, once;
+        the earliest MAX_EVENTS kept); None without any."""
+        unique = {e.event_id: e for e in events}
+        if not unique:
+            return None
+        ordered = sorted(unique.values(), key=lambda e: (e.at_ms, e.topic, e.partition))
+        trace = cls(correlation_id, ())
+        for event in ordered:
+            trace = trace.add(event)
+        return trace

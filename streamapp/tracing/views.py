@@ -20,8 +20,7 @@ from faust.web import Request
 from streamapp.app import app
 from streamapp.eventstore.retention import INDEX_PREFIX, expiry_target
 from streamapp.messages import MAX_ID_CHARS
-from streamapp.tracing.agents import (
-    OPEN,
+from streamapp.tracing.recorder import (
     load,
     open_traces,
     owned_partitions,
@@ -112,7 +111,7 @@ def local_traces(statuses: set[str], limit: int) -> list[dict[str, Any]]:
         for partition in owned_partitions():
             taken = 0
             for entry in _newest_first(partition):
-                trace = load(expiry_target(entry).decode("utf-8", errors="replace"))
+                trace = load(expiry_target(entry).decode("utf-8", errors="replace"), [partition])
                 if trace is not None and (not statuses or trace.status(now, stall) in statuses):
                     candidates.append(trace)
                     taken += 1
@@ -195,4 +194,4 @@ class TracesView(ServiceView):
         )
 
 
-__all__ = ["OPEN", "PeersUnavailable", "find_trace", "recent_traces"]
+__all__ = ["PeersUnavailable", "find_trace", "recent_traces"]
