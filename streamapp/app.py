@@ -290,12 +290,26 @@ class StreamApp(faust.App):
     def peer_urls(self, table_name: str) -> list[str]:
         """Base URLs of the other workers that own partitions of a table (for views
         that gather from every worker)."""
-        me = str(self.conf.canonical_url).rstrip("/")
         return [
             str(url).rstrip("/")
             for url, assigned in self.router.table_metadata(table_name).items()
-            if any(assigned.values()) and str(url).rstrip("/") != me
+            if any(assigned.values()) and str(url).rstrip("/") != self.own_url
         ]
+
+    def key_owner(self, table_name: str, key: str) -> str | None:
+        """The base URL of the worker that actively owns a record key's partition of a
+        table (where ``table_route`` forwards a request for it; this worker's own URL
+        included); None while that is unknown (no assignment or metadata yet)."""
+        try:
+            owner = self.router.key_store(table_name, key)
+        except (KeyError, TypeError):  # unassigned partition / no topic metadata yet
+            return None
+        return str(owner).rstrip("/")
+
+    @property
+    def own_url(self) -> str:
+        """This worker's base URL as its peers know it (``canonical_url``)."""
+        return str(self.conf.canonical_url).rstrip("/")
 
     # -- readiness ---------------------------------------------------------------------
     async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

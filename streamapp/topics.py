@@ -6,17 +6,19 @@ contract's (without the configured prefix: ``Settings.topic`` adds it).
 
 Co-partitioning. Each service is its own Faust app and creates the topics it declares
 when it starts, so the orchestrator and a participant must agree on every topic's
-partitions: both declare them from here. inventory and payments take their commands on
-ONE partition: their state is shared across orders (stock per sku, an account per
-customer) while commands are keyed by order id, and Faust writes a table change to the
-changelog partition of the record being processed. With several partitions, one sku's
-stock would be written from several partitions and restored wrongly; an all-or-nothing
-reservation over several skus would need a cross-partition transaction. One partition
-keeps every reservation and charge serial and exactly restorable. Every other topic
-(events topics included) has the configured partition count, so a saga's inputs are
-co-partitioned with the saga table that consumes them. A consumed topic's retry, due and
-dead-letter topics have its partitions (partition p of ``<topic>`` and
-``<topic>.retry.due`` belong to the same worker). README "Scaling" says what this costs.
+partitions: both declare them from here. Faust writes a table change to the changelog
+partition of the record being processed, so a participant's commands are keyed by the
+entity whose state they change (the saga definition says which: ``Step.key_field``):
+``payments.commands`` by customerId (an account and its charges live in its customer's
+partition), ``shipping.commands`` by order id. inventory still takes its commands on ONE
+partition: they are keyed by order id and one order reserves stock of several skus, so
+with several partitions one sku's stock would be written from several partitions and
+restored wrongly (keying by sku needs a saga step that fans out per sku). Every other
+topic (events topics included, keyed by the saga id) has the configured partition count,
+so a saga's inputs are co-partitioned with the saga table that consumes them. A consumed
+topic's retry, due and dead-letter topics have its partitions (partition p of ``<topic>``
+and ``<topic>.retry.due`` belong to the same worker). README "Scaling" says what this
+costs.
 """
 
 from __future__ import annotations
@@ -85,11 +87,11 @@ SCHEMAS = Topic("_schemas", single_partition=True, compacted=True)
 PARTICIPANTS = ("inventory", "payments", "shipping")
 
 #: Participants whose commands are processed on a single partition (see above).
-SINGLE_PARTITION = frozenset({"inventory", "payments"})
+SINGLE_PARTITION = frozenset({"inventory"})
 
 
 def participant_commands(service: str) -> Topic:
-    """``<service>.commands`` (one partition for inventory and payments)."""
+    """``<service>.commands`` (one partition for inventory)."""
     return Topic(
         f"{service}.commands", single_partition=service in SINGLE_PARTITION, dead_letters=True
     )

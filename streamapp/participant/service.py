@@ -101,15 +101,20 @@ class ParticipantService:
         """A per-saga record (reservation, payment, shipment) as commands see it."""
         return reading(self.tables)["records"].get(key)
 
-    async def send_seed(self, command_type: str, data: Mapping[str, Any]) -> None:
+    async def send_seed(
+        self, command_type: str, data: Mapping[str, Any], key: str | None = None
+    ) -> None:
         """Seed the tables through the agent (table writes need a record being processed).
 
         The command id is derived from the content: every worker sends it at every start,
-        and only a changed seed is applied again."""
+        and only a changed seed is applied again. `key`: the record key, the entity the
+        seed writes (its writes land in that key's partition, where the commands that
+        change the entity are processed); None: one key for the service's whole seed."""
         command = Command(
             derived_id(command_type, orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()),
             command_type,
             f"seed-{self.name}",
             data,
         )
-        await self.commands.send(key=command.aggregate_id.encode(), value=command.to_json())
+        record_key = command.aggregate_id if key is None else key
+        await self.commands.send(key=record_key.encode(), value=command.to_json())

@@ -3,6 +3,12 @@
 balance = the amount currently charged; a payment raises it, a refund lowers it; it
 never exceeds creditLimit. A payment is per saga: charging again for the same saga and
 refunding twice change nothing.
+
+Every payments command is keyed by the customer it charges, refunds or seeds (the saga
+definition keys ProcessPayment and RefundPayment by the order's customerId; seeds by
+``account_seeds``), so everything a command writes — the account, the saga's payment,
+its answer and event counter — lands in the customer's partition, and RefundPayment
+finds the charge there.
 """
 
 from __future__ import annotations
@@ -104,6 +110,15 @@ def _payment_doc(payment: Payment) -> dict[str, Any]:
         "amount": str(payment.amount),
         "status": payment.status,
     }
+
+
+def account_seeds(limits: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The SeedAccounts commands for seeded credit limits, as (record key, data): one per
+    customer, keyed by it like every payments command, so that an account is written
+    only in its customer's partition."""
+    return [
+        (customer, {"limits": {customer: str(limit)}}) for customer, limit in sorted(limits.items())
+    ]
 
 
 def set_limit(account: Account | None, customer_id: str, limit: Decimal) -> Account:

@@ -195,10 +195,8 @@ async def orchestrate(delivery: Delivery) -> bool:
     if reaction.changed and after is not None and record is not None:
         for step, outcome, seconds in step_latencies(record.state, after.state, now_ms):
             app.metrics.saga_step_seconds.labels(step, outcome).observe(seconds)
-    for topic, command in reaction.commands:
-        await command_topics[settings.topic(topic)].send(
-            key=command.aggregate_id.encode(), value=command.to_json()
-        )
+    for topic, key, command in reaction.commands:  # key: the step's (saga.definition)
+        await command_topics[settings.topic(topic)].send(key=key, value=command.to_json())
     for saga_event in reaction.events:
         await sagas_events.send(key=delivery.key, value=saga_event.to_json())
         if saga_event.event_type in TERMINAL_EVENTS and not reaction.redelivered:

@@ -2,11 +2,21 @@
 
 A definition is data; :mod:`streamapp.saga.machine` interprets it. The order saga is
 declared at the bottom of this module.
+
+Keying. A participant keeps the state of an entity (a customer's account) in the
+partition of the records that change it (Faust writes a table change to the changelog
+partition of the record being processed). So a step names the saga data field whose
+value keys its commands (``key_field``): the forward command and its compensation carry
+the same key, land in that entity's partition, and find there what the other wrote
+(RefundPayment finds the charge of ProcessPayment). Without one, commands are keyed by
+the saga id. Participants' answers are always keyed by the saga id.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from streamapp import topics
 
@@ -28,7 +38,9 @@ class Step:
     whose outcome the saga must learn rather than guess: the order may already be
     confirmed); it is re-sent on its deadline instead, with the same id, until answered
     (see :meth:`SagaDefinition.resend_after`).
-    ``with_data``: whether the command carries the saga data (the order)."""
+    ``with_data``: whether the command carries the saga data (the order).
+    ``key_field``: the saga data field whose value is the record key of the step's
+    commands, forward and compensation (see the module docstring); None: the saga id."""
 
     name: str
     command: str
@@ -38,12 +50,26 @@ class Step:
     timeout_ms: int | None
     compensation: Compensation | None = None
     with_data: bool = True
+    key_field: str | None = None
 
     def __post_init__(self) -> None:
         if self.succeeded_by & self.failed_by:
             raise ValueError(f"step {self.name}: an event cannot mean success and failure")
         if self.timeout_ms is not None and self.timeout_ms <= 0:
             raise ValueError(f"step {self.name}: timeout_ms must be positive")
+        if self.key_field is not None and not self.with_data:
+            # The command would not carry the value it is keyed by.
+            raise ValueError(f"step {self.name}: a key_field needs with_data")
+
+    def record_key(self, saga_id: str, data: Mapping[str, Any]) -> str:
+        """The record key of this step's commands for a saga with `data`: the value of
+        ``key_field`` (a non-empty string), else the saga id. The data never changes
+        during a saga, so its forward command, compensation and re-sends share the key;
+        a saga without the field (the receiver rejects its command) keeps the saga id."""
+        if self.key_field is None:
+            return saga_id
+        value = data.get(self.key_field)
+        return value if isinstance(value, str) and value else saga_id
 
 
 @dataclass(frozen=True)
@@ -122,8 +148,10 @@ def participant_step(
     undo: str,
     undone: str,
     timeout_ms: int,
+    key_field: str | None = None,
 ) -> Step:
-    """A step served by a participant on ``<service>.commands``, undone by `undo`."""
+    """A step served by a participant on ``<service>.commands``, undone by `undo`; its
+    commands keyed by the saga data's `key_field` (None: by the saga id)."""
     return Step(
         name=command,
         command=command,
@@ -132,6 +160,7 @@ def participant_step(
         failed_by=frozenset({failed}),
         timeout_ms=timeout_ms,
         compensation=Compensation(undo, frozenset({undone})),
+        key_field=key_field,
     )
 
 
@@ -142,6 +171,9 @@ def order_fulfillment(
     retention_ms: int | None = None,
 ) -> SagaDefinition:
     """ReserveInventory -> ProcessPayment -> ScheduleShipment -> ConfirmOrder.
+
+    Payments commands are keyed by the order's customerId, the others by the order id
+    (ReserveInventory on its one partition; see streamapp.topics).
 
     Confirming the order is the last step, not a fire-and-forget end: a client's
     CancelOrder that reaches the order first makes ConfirmOrder fail (the order is no
@@ -170,6 +202,7 @@ def order_fulfillment(
                 "RefundPayment",
                 "PaymentRefunded",
                 timeout,
+                key_field="customerId",  # an account lives in its customer's partition
             ),
             participant_step(
                 "shipping",

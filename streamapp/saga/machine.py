@@ -188,13 +188,15 @@ class SagaState:
 
 @dataclass(frozen=True)
 class SagaCommand:
-    """A command for a participant (or the order), keyed by the saga id."""
+    """A command for a participant (or the order) about a saga, and its record key: the
+    step's (``Step.record_key``, e.g. the customer of a payment), else the saga id."""
 
     command_id: str
     command_type: str
     topic: str
     saga_id: str
     data: Mapping[str, Any]
+    key: str
 
 
 @dataclass(frozen=True)
@@ -377,12 +379,8 @@ class SagaMachine:
                 and step.compensation is not None
             ):
                 commands.append(
-                    SagaCommand(
-                        current.compensation_id,
-                        step.compensation.command,
-                        step.topic,
-                        state.saga_id,
-                        state.data,
+                    self._step_command(
+                        state, step, current.compensation_id, step.compensation.command
                     )
                 )
         if state.end is not None:
@@ -424,9 +422,21 @@ class SagaMachine:
         )
 
     @staticmethod
-    def _forward_command(state: SagaState, step: Step, command_id: str) -> SagaCommand:
-        data = state.data if step.with_data else {}
-        return SagaCommand(command_id, step.command, step.topic, state.saga_id, data)
+    def _step_command(
+        state: SagaState, step: Step, command_id: str, command_type: str, with_data: bool = True
+    ) -> SagaCommand:
+        """A step's forward command or compensation, keyed as the step says."""
+        return SagaCommand(
+            command_id,
+            command_type,
+            step.topic,
+            state.saga_id,
+            state.data if with_data else {},
+            step.record_key(state.saga_id, state.data),
+        )
+
+    def _forward_command(self, state: SagaState, step: Step, command_id: str) -> SagaCommand:
+        return self._step_command(state, step, command_id, step.command, step.with_data)
 
     def _succeeded(self, state: SagaState, step: Step, now_ms: int) -> Transition:
         current = state.step(step.name)
@@ -494,9 +504,7 @@ class SagaMachine:
         )
         if state.state == COMPENSATING:
             state = replace(state, current_step=step.name)
-        command = SagaCommand(
-            command_id, step.compensation.command, step.topic, state.saga_id, state.data
-        )
+        command = self._step_command(state, step, command_id, step.compensation.command)
         return Transition(state.with_step(current, updated_ms=now_ms), (command,))
 
     def _retry_compensation(
@@ -518,12 +526,8 @@ class SagaMachine:
             attempts=current.attempts + 1,
             deadline_ms=now_ms + self.definition.compensation_timeout_ms,
         )
-        command = SagaCommand(
-            current.compensation_id,
-            step.compensation.command,
-            step.topic,
-            state.saga_id,
-            state.data,
+        command = self._step_command(
+            state, step, current.compensation_id, step.compensation.command
         )
         return Transition(state.with_step(again, updated_ms=now_ms), (command,))
 
@@ -569,7 +573,9 @@ class SagaMachine:
             return ()
         command_id = derived_id(state.saga_id, end.command)
         data = {"reason": state.reason} if state.reason else {}
-        return (SagaCommand(command_id, end.command, end.topic, state.saga_id, data),)
+        return (
+            SagaCommand(command_id, end.command, end.topic, state.saga_id, data, state.saga_id),
+        )
 
     def _confirm_end(self, state: SagaState, now_ms: int) -> SagaState:
         assert state.end is not None

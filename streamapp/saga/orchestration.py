@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from streamapp.messages import Command, Event, derived_id, iso_from_millis
 from streamapp.saga.machine import SagaMachine, SagaState, Transition
@@ -57,10 +57,19 @@ class Incoming:
     data: Mapping[str, Any]
 
 
+class Outgoing(NamedTuple):
+    """A command to send: its topic (unprefixed), record key (UTF-8) and envelope. The key
+    is the step's (a payment by its customer, see saga.definition), else the saga id."""
+
+    topic: str
+    key: bytes
+    command: Command
+
+
 @dataclass(frozen=True)
 class Reaction:
     record: SagaRecord | None  # None: no saga (a stray event); else write it back
-    commands: tuple[tuple[str, Command], ...] = ()  # (topic, command)
+    commands: tuple[Outgoing, ...] = ()
     events: tuple[Event, ...] = ()
     changed: bool = False
     redelivered: bool = False
@@ -154,13 +163,12 @@ def _resend(machine: SagaMachine, record: SagaRecord, incoming: Incoming, now_ms
     return Reaction(record, commands, events, redelivered=True)
 
 
-def _envelopes(
-    transition: Transition, causation_id: str, now_ms: int
-) -> tuple[tuple[str, Command], ...]:
+def _envelopes(transition: Transition, causation_id: str, now_ms: int) -> tuple[Outgoing, ...]:
     state = transition.state
     return tuple(
-        (
+        Outgoing(
             command.topic,
+            command.key.encode(),
             Command(
                 command_id=command.command_id,
                 command_type=command.command_type,

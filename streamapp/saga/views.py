@@ -6,17 +6,15 @@ merges the answers newest first, so any worker answers for the whole cluster.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import aiohttp
 from faust.web import Request
 
 from streamapp.app import app
 from streamapp.saga.agents import sagas
 from streamapp.saga.machine import COMPENSATED, COMPENSATING, COMPLETED, EXECUTING, FAILED, STARTED
 from streamapp.saga.orchestration import SagaRecord, summary, view
-from streamapp.web.client import get_json
+from streamapp.web.client import gather_local
 from streamapp.web.views import ServiceView, ready_only
 
 STATES = (STARTED, EXECUTING, COMPENSATING, COMPLETED, COMPENSATED, FAILED)
@@ -63,13 +61,6 @@ def local_sagas(wanted: set[str], limit: int) -> list[dict[str, Any]]:
     return found[:limit]
 
 
-async def _peer_sagas(session: aiohttp.ClientSession, url: str, query: dict[str, str]) -> Any:
-    answer = await get_json(
-        f"{url.rstrip('/')}/sagas", PEER_TIMEOUT_S, params={**query, "local": "1"}, session=session
-    )
-    return answer["sagas"]
-
-
 @app.page("/sagas")
 class SagasView(ServiceView):
     @ready_only
@@ -81,21 +72,13 @@ class SagasView(ServiceView):
         found = local_sagas(wanted, limit)
         if request.query.get("local") == "1":
             return self.json({"sagas": found})
-        peers = app.peer_urls(sagas.name)
         query = {"state": request.query.get("state") or "", "limit": str(limit)}
-        async with aiohttp.ClientSession() as session:
-            answers = await asyncio.gather(
-                *(_peer_sagas(session, url, query) for url in peers), return_exceptions=True
-            )
-        missing = [
-            url
-            for url, answer in zip(peers, answers, strict=True)
-            if isinstance(answer, BaseException)
-        ]
+        theirs, missing = await gather_local(
+            app.peer_urls(sagas.name), "/sagas", "sagas", PEER_TIMEOUT_S, query
+        )
         if missing:
             return self.json_error(503, "PeerUnavailable", f"no answer from {missing}")
-        for answer in answers:
-            found.extend(answer)  # type: ignore[arg-type]
+        found.extend(theirs)
         found.sort(key=lambda s: s["updatedMs"], reverse=True)
         return self.json(
             {"sagas": [{k: v for k, v in s.items() if k != "updatedMs"} for s in found[:limit]]}

@@ -4,6 +4,7 @@ that gather from peer workers all GET JSON through it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -44,6 +45,28 @@ async def get_json(
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise HttpError(url, f"not JSON ({exc})", response.status) from None
+
+
+async def gather_local(
+    peers: Sequence[str], path: str, field: str, timeout_s: float, params: dict[str, str]
+) -> tuple[list[Any], list[str]]:
+    """GET ``<peer><path>?local=1&<params>`` from every peer worker at once (views that
+    gather a list from the workers of a table): the items under `field` of every answer,
+    and the URLs of the peers that did not answer."""
+    query = {**params, "local": "1"}
+    async with aiohttp.ClientSession() as session:
+        answers = await asyncio.gather(
+            *(get_json(f"{url}{path}", timeout_s, params=query, session=session) for url in peers),
+            return_exceptions=True,
+        )
+    items: list[Any] = []
+    missing: list[str] = []
+    for url, answer in zip(peers, answers, strict=True):
+        if isinstance(answer, BaseException):
+            missing.append(url)
+        else:
+            items.extend(answer[field])
+    return items, missing
 
 
 async def get_text(url: str, timeout_s: float, *, session: aiohttp.ClientSession) -> str:

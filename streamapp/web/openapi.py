@@ -562,7 +562,7 @@ def _inventory() -> dict[str, Any]:
 def _payments() -> dict[str, Any]:
     return {
         "/payments/accounts": _get(
-            "Every customer account",
+            "Every customer account (gathered from every payments worker)",
             _ok(
                 {
                     "type": "object",
@@ -572,6 +572,11 @@ def _payments() -> dict[str, Any]:
             ),
             405,
             503,
+            parameters=[
+                _query(
+                    "local", {"type": "string"}, "1: only this worker's partitions (peers use it)"
+                )
+            ],
         ),
         "/payments/accounts/{customerId}": _get(
             "One customer's credit limit and balance",

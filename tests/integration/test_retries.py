@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from streamapp.messages import Command, new_id
 from streamapp.resilience.headers import header
@@ -47,11 +48,19 @@ def charge(order_id: str, amount: str = "10.00", customer: str = "cust-1") -> Co
 
 
 def send(system: System, *commands: Command, headers: Any = None) -> None:
+    """Keyed by customerId, as the orchestrator keys payments commands (the account lives
+    in its customer's partition)."""
     send_records(
         system.bootstrap,
         system.topic("payments.commands"),
-        [(c.aggregate_id.encode(), c.to_json(), headers or []) for c in commands],
+        [(c.data["customerId"].encode(), c.to_json(), headers or []) for c in commands],
     )
+
+
+def partition_of(key: bytes, partitions: int = 4) -> int:
+    """The partition a Kafka client sends a record key to (murmur2)."""
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(key, every, every))
 
 
 def processed(system: System, order_id: str) -> list[dict[str, Any]]:
@@ -74,7 +83,7 @@ def test_fails_twice_then_succeeds_never_before_its_retry_after(
     retries = [read_topic(bootstrap, system.topic(f"payments.commands.retry.{n}")) for n in (1, 2)]
     assert [len(r) for r in retries] == [1, 1]
     for attempt, [record] in enumerate(retries, start=1):
-        assert record.value == command.to_json() and record.key == b"order-retry-1"
+        assert record.value == command.to_json() and record.key == b"cust-1"
         headers = list(record.headers)
         assert header(headers, "retry-count") == str(attempt).encode()
         assert header(headers, "original-topic") == system.topic("payments.commands").encode()
@@ -103,13 +112,13 @@ def test_always_failing_record_is_dead_lettered_byte_for_byte_then_replayed_once
     send(system, command, headers=[("trace-id", b"\x00abc\xff")])
     dlq = system.topic("payments.commands.dlq")
     [letter] = wait_for(lambda: read_topic(bootstrap, dlq), 30, "the dead letter")
-    assert letter.key == b"order-dlq-1" and letter.value == command.to_json()
+    assert letter.key == b"cust-1" and letter.value == command.to_json()
     headers = list(letter.headers)
     assert headers[0] == ("trace-id", b"\x00abc\xff")  # the original header, byte for byte
     assert header(headers, "retry-count") == b"2"
     assert header(headers, "error-type") == b"TransientFailure"
     assert header(headers, "original-topic") == system.topic("payments.commands").encode()
-    assert header(headers, "original-partition") == b"0"
+    assert header(headers, "original-partition") == str(partition_of(b"cust-1")).encode()
     assert header(headers, "original-offset") is not None
     assert b"TransientFailure" in (header(headers, "error-stack") or b"")
     assert header(headers, "failed-at") is not None
@@ -151,7 +160,8 @@ def test_poison_goes_to_the_dlq_at_once_and_the_next_record_flows(
     send_records(
         bootstrap,
         system.topic("payments.commands"),
-        [(b"order-poison", b"\xff\xfe not json"), (b"order-after-poison", good.to_json())],
+        # One partition (the customer's): the poison record comes right before the good one.
+        [(b"cust-1", b"\xff\xfe not json"), (b"cust-1", good.to_json())],
     )
     wait_for(lambda: processed(system, "order-after-poison"), 30, "the good record")
     [letter] = read_topic(bootstrap, system.topic("payments.commands.dlq"))

@@ -195,7 +195,7 @@ class World:
             self.sagas[saga_id] = reaction.record
         for event in reaction.events:
             self._record(event)
-        for topic, cmd in reaction.commands:
+        for topic, _, cmd in reaction.commands:
             self.send(topic, cmd)
 
     def tick(self, saga_id: str, advance_ms: int) -> None:

@@ -51,20 +51,21 @@ class Saga:
         return reaction
 
     def answer(self, reaction: Reaction, event_type: str, at: int = T0) -> Reaction:
-        topic, command = reaction.commands[-1]
+        topic, _, command = reaction.commands[-1]
         return self.feed(topic.split(".")[0], event_type, command.command_id, at)
 
 
 def kinds(reaction: Reaction) -> list[str]:
-    return [c.command_type for _, c in reaction.commands]
+    return [out.command.command_type for out in reaction.commands]
 
 
 def test_order_created_starts_the_saga_and_commands_carry_the_conversation() -> None:
     saga = Saga()
     r = saga.feed(ORDERS, "OrderCreated", "cmd-1", **ORDER)
     assert kinds(r) == ["ReserveInventory"] and r.changed
-    topic, command = r.commands[0]
+    topic, key, command = r.commands[0]
     assert topic == "inventory.commands" and command.aggregate_id == "order-1"
+    assert key == b"order-1"  # inventory commands are keyed by the saga id
     assert command.correlation_id == "corr" and command.causation_id == "ev-orders-0"
     assert command.data["totalAmount"] == "9.99"
     assert [e.event_type for e in r.events] == ["SagaStarted"]
@@ -76,7 +77,7 @@ def test_happy_path_to_completion() -> None:
     r = saga.feed(ORDERS, "OrderCreated", "cmd-1", **ORDER)
     for answer in ("InventoryReserved", "PaymentProcessed", "ShipmentScheduled"):
         r = saga.answer(r, answer)
-    assert kinds(r) == ["ConfirmOrder"] and r.commands[0][0] == "orders.commands"
+    assert kinds(r) == ["ConfirmOrder"] and r.commands[0].topic == "orders.commands"
     r = saga.answer(r, "OrderConfirmed")
     assert kinds(r) == ["CommitInventory"]
     assert saga.record is not None and saga.record.state.state == "COMPLETED"
@@ -96,7 +97,7 @@ def test_a_redelivered_record_resends_what_is_awaited_and_changes_nothing() -> N
     again = saga.feed(ORDERS, "OrderCreated", "cmd-1", offset=0, **ORDER)
     assert again.redelivered and not again.changed and saga.record == before
     assert kinds(again) == ["ProcessPayment"]  # still awaited; ReserveInventory is answered
-    assert again.commands[0][1].command_id == paying.commands[0][1].command_id
+    assert again.commands[0].command.command_id == paying.commands[0].command.command_id
     assert [e.event_type for e in again.events] == ["SagaStarted", "SagaStepCompleted"]
 
 
@@ -175,10 +176,10 @@ def test_an_expired_saga_is_deleted_and_a_stray_tick_deletes_its_deadline() -> N
         return reaction
 
     r = feed(ORDERS, "OrderCreated", "cmd-1", T0)
-    r = feed("inventory", "InventoryReservationFailed", r.commands[0][1].command_id, T0 + 1)
+    r = feed("inventory", "InventoryReservationFailed", r.commands[0].command.command_id, T0 + 1)
     assert kinds(r) == ["CancelOrder"] and record is not None
     assert record.state.next_deadline() == T0 + 1 + 10_000  # the CancelOrder's re-send
-    r = feed(ORDERS, "OrderCancelled", r.commands[0][1].command_id, T0 + 2)
+    r = feed(ORDERS, "OrderCancelled", r.commands[0].command.command_id, T0 + 2)
     assert record is not None and record.state.next_deadline() is None
     assert record.state.expires_ms == T0 + 2 + 5000
     assert view(record)["expiresAt"] is not None
@@ -206,6 +207,6 @@ def test_a_redelivery_resends_the_unconfirmed_end_command() -> None:
     assert kinds(done) == ["CommitInventory"]
     again = saga.feed(ORDERS, "OrderCreated", "cmd-1", offset=0, **ORDER)
     assert kinds(again) == ["CommitInventory"]
-    assert again.commands[0][1].command_id == done.commands[0][1].command_id
+    assert again.commands[0].command.command_id == done.commands[0].command.command_id
     saga.answer(done, "InventoryCommitted")
     assert kinds(saga.feed(ORDERS, "OrderCreated", "cmd-1", offset=0, **ORDER)) == []

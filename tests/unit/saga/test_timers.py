@@ -189,9 +189,9 @@ class Agent:
         order = {"customerId": "c", "items": [{"sku": "A", "quantity": 1}]}
         r = self.feed(ORDERS, "OrderCreated", T0, **order)
         r = self.feed(
-            "inventory", "InventoryReservationFailed", T0 + 1, r.commands[0][1].command_id
+            "inventory", "InventoryReservationFailed", T0 + 1, r.commands[0].command.command_id
         )
-        self.feed(ORDERS, "OrderCancelled", T0 + 2, r.commands[0][1].command_id)
+        self.feed(ORDERS, "OrderCancelled", T0 + 2, r.commands[0].command.command_id)
 
 
 def test_a_settled_saga_gets_one_index_entry_and_its_expiry_deletes_everything() -> None:
@@ -229,14 +229,14 @@ def test_a_late_event_moves_the_index_entry_and_a_stale_tick_entry_is_replaced()
     agent = Agent()
     order = {"customerId": "c", "items": [{"sku": "A", "quantity": 1}]}
     r = agent.feed(ORDERS, "OrderCreated", T0, **order)
-    reserve = r.commands[0][1].command_id
+    reserve = r.commands[0].command.command_id
     r = agent.feed(TIMEOUTS, "Timeout", T0 + 1000)  # ReserveInventory timed out
-    agent.feed(ORDERS, "OrderCancelled", T0 + 1100, r.commands[0][1].command_id)
+    agent.feed(ORDERS, "OrderCancelled", T0 + 1100, r.commands[0].command.command_id)
     first = index_entry(T0 + 1100 + RETENTION, b"order-1")
     assert set(agent.tables[EXPIRIES]) == {first}
     late = agent.feed("inventory", "InventoryReserved", T0 + 1200, reserve)
     assert set(agent.tables[EXPIRIES]) == set() and first in agent.tables[EXPIRIES].tombstones
-    agent.feed("inventory", "InventoryReleased", T0 + 1300, late.commands[0][1].command_id)
+    agent.feed("inventory", "InventoryReleased", T0 + 1300, late.commands[0].command.command_id)
     second = index_entry(T0 + 1300 + RETENTION, b"order-1")
     assert set(agent.tables[EXPIRIES]) == {second}
     # the old entry came back (a crash lost its tombstone) and is due: its tick deletes
