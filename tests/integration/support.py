@@ -53,6 +53,27 @@ def unique_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+def fresh_app_env(bootstrap: str, data_dir: Path) -> dict[str, str]:
+    """Environment for an orders worker of a fresh app: its own app id, topic prefix and
+    tables (under data_dir). Add STREAMAPP_WEB_PORT."""
+    name = unique_id()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMAPP_")}
+    env.update(
+        {
+            "STREAMAPP_BOOTSTRAP_SERVERS": bootstrap,
+            "STREAMAPP_APP_ID": name,
+            "STREAMAPP_TOPIC_PREFIX": f"{name}.",
+            "STREAMAPP_DATA_DIR": str(data_dir),
+            "STREAMAPP_PARTITIONS": "4",
+            # These workers run the orders service alone: its sagas wait for participants
+            # that are not there, and must not time out and cancel orders mid-test.
+            "STREAMAPP_SAGA_STEP_TIMEOUT_MS": "3600000",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -190,11 +211,21 @@ class Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def terminate(self) -> None:
+        """SIGTERM to the worker's group, not waiting: stop() waits (see stop_all)."""
         if self.proc is None or self.proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.terminate()
+        self.wait_stopped(timeout)
+
+    def wait_stopped(self, timeout: float = 30.0) -> None:
+        """Wait for the worker to exit; SIGKILL it after timeout s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -203,6 +234,32 @@ class Worker:
     def log(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_all(workers: Iterable[Worker], timeout: float = 30.0) -> None:
+    """Stop workers at once: SIGTERM to each, then wait for each (SIGKILL after timeout).
+    A worker takes a second or two to shut down; one after the other, that adds up."""
+    workers = list(workers)
+    for worker in workers:
+        worker.terminate()
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        worker.wait_stopped(timeout=max(deadline - time.monotonic(), 1.0))
+
+
+def kill_all(workers: Iterable[Worker]) -> None:
+    """SIGKILL workers (their process groups) and wait for them: a fixture's teardown,
+    where nothing is checked of the stop (a graceful stop is stop_all's, and what
+    test_stop, test_otlp_and_logs and test_run_command test), and waiting a second or
+    two per worker for it adds up over the suite."""
+    workers = [worker for worker in workers if worker.proc is not None]
+    for worker in workers:
+        assert worker.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.proc.pid, signal.SIGKILL)
+    for worker in workers:
+        assert worker.proc is not None
+        worker.proc.wait(10)
 
 
 def settle(*workers: Worker, timeout: float = 60.0) -> None:

@@ -9,7 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from streamapp.settings import SERVICES
-from tests.integration.support import BIN, ROOT, Worker, free_port, http_json, unique_id, wait_for
+from tests.integration.support import (
+    BIN,
+    ROOT,
+    Worker,
+    free_port,
+    http_json,
+    kill_all,
+    stop_all,
+    unique_id,
+    wait_for,
+)
 
 #: Seeds for saga tests: every test uses its own skus and customers.
 TEST_SEEDS = """
@@ -84,7 +94,9 @@ class System:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
-    def start(self, *services: str) -> None:
+    def start(self, *services: str, wait: bool = True) -> None:
+        """Start the services' workers (all four by default) at once; wait until each is
+        ready unless `wait` is False (then wait_ready() does, e.g. after add_worker)."""
         for service in services or SERVICES:
             env = {
                 **self.env,
@@ -93,8 +105,13 @@ class System:
             }
             log = self.root / f"{service}.log"
             self.workers[service] = Worker(env, log).start()
-        for service in services or SERVICES:
-            self.workers[service].wait_ready()
+        if wait:
+            self.wait_ready(*(services or SERVICES))
+
+    def wait_ready(self, *names: str) -> None:
+        """Wait until the named workers (every worker by default) are ready."""
+        for name in names or list(self.workers):
+            self.workers[name].wait_ready()
 
     def add_worker(self, service: str, name: str) -> Worker:
         """One more worker of `service` (own port and tables), known as `name` to url(),
@@ -111,16 +128,24 @@ class System:
     def kill9(self, service: str) -> None:
         self.workers[service].kill9()
 
-    def restart(self, service: str, *, wipe_tables: bool = False) -> None:
-        worker = self.workers[service]
-        worker.stop()
+    def restart(self, *services: str, wipe_tables: bool = False) -> None:
+        """Stop the services' workers (at once), optionally delete their table
+        directories, and start them again (at once), waiting until they are ready."""
+        assert services, "name the services to restart"
+        workers = [self.workers[service] for service in services]
+        stop_all(workers)
         if wipe_tables:
-            shutil.rmtree(worker.table_dir, ignore_errors=True)
-        self.start(service)
+            for worker in workers:
+                shutil.rmtree(worker.table_dir, ignore_errors=True)
+        self.start(*services)
 
     def stop(self) -> None:
-        for worker in self.workers.values():
-            worker.stop()
+        """Stop every worker gracefully (SIGTERM, at once)."""
+        stop_all(self.workers.values())
+
+    def kill(self) -> None:
+        """SIGKILL every worker: a fixture's teardown, where the stop is not under test."""
+        kill_all(self.workers.values())
 
     def logs(self) -> str:
         return "\n".join(f"--- {s}\n{w.log(40)}" for s, w in self.workers.items())

@@ -14,7 +14,8 @@ import json
 import random
 import subprocess
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,16 @@ from streamapp.resilience.headers import header
 from streamapp.settings import SERVICES
 from streamapp.topics import MAX_RECORD_BYTES
 from tests.integration.kafka_io import read_topic
-from tests.integration.support import BIN, Worker, http_get, http_post_json, wait_for
+from tests.integration.support import (
+    BIN,
+    Worker,
+    free_port,
+    fresh_app_env,
+    http_get,
+    http_post_json,
+    kill_all,
+    wait_for,
+)
 from tests.integration.system import System
 
 pytestmark = pytest.mark.integration
@@ -51,12 +61,44 @@ CONSUMED = {
 }
 
 
+#: The schema registry's routes (fuzzed on an orders worker of their own, see FUZZING).
+REGISTRY = "^/(subjects|schemas|config|compatibility)"
+
+
+@dataclass
+class Deployment:
+    """The four services, and two orders workers of apps of their own."""
+
+    system: System
+    registry: Worker  #: its schema registry is the fuzzer's to change
+    bound: Worker  #: web_bind 0.0.0.0
+
+
 @pytest.fixture(scope="module")
-def system(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    deployment = System(bootstrap, tmp_path_factory.mktemp("hostile"))
-    deployment.start()
-    yield deployment
-    deployment.stop()
+def deployment(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    root = tmp_path_factory.mktemp("hostile")
+    system = System(bootstrap, root)
+
+    def own_app(name: str, **env: str) -> Worker:
+        base = fresh_app_env(bootstrap, root / name)
+        return Worker({**base, "STREAMAPP_WEB_PORT": str(free_port()), **env}, root / f"{name}.log")
+
+    registry = own_app("registry")
+    bound = own_app("bound", STREAMAPP_WEB_BIND="0.0.0.0")
+    try:  # all six start at once: quicker than one after the other
+        system.start(wait=False)
+        registry.start()
+        bound.start()
+        for worker in (*system.workers.values(), registry, bound):
+            worker.wait_ready()
+        yield Deployment(system, registry, bound)
+    finally:
+        kill_all([*system.workers.values(), registry, bound])
+
+
+@pytest.fixture(scope="module")
+def system(deployment: Deployment) -> System:
+    return deployment.system
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -82,13 +124,10 @@ def test_every_worker_listens_on_loopback_only(system: System) -> None:
         assert listening_addresses(system.ports[service]) == {"127.0.0.1"}, service
 
 
-def test_web_bind_opens_the_server_to_every_interface(
-    worker_env: dict[str, str], start_worker: Callable[..., Worker]
-) -> None:
-    worker_env["STREAMAPP_WEB_BIND"] = "0.0.0.0"
-    worker = start_worker()
-    worker.wait_ready()
-    assert listening_addresses(worker.port) == {"0.0.0.0"}
+def test_web_bind_opens_the_server_to_every_interface(deployment: Deployment) -> None:
+    assert deployment.bound.env["STREAMAPP_WEB_BIND"] == "0.0.0.0"
+    deployment.bound.wait_ready()
+    assert listening_addresses(deployment.bound.port) == {"0.0.0.0"}
 
 
 def request(method: str, url: str, body: bytes | None = None) -> tuple[int, str, Any]:
@@ -121,60 +160,112 @@ def test_errors_are_json_on_every_service(system: System, service: str) -> None:
             assert error["type"] == "PayloadTooLarge"
 
 
+#: Fuzzing examples per operation. Schemathesis' coverage phase (every documented
+#: status, each part of a request missing, each boundary and wrong type of its schema)
+#: does not depend on it. Measured with the seed below: 20 per orders operation and 12
+#: per participant operation give every (operation, method, status, error type) that 40
+#: and 25 gave, in half the time; the registry's stateful runs (register, look up,
+#: delete versions) need their 40 for all of theirs.
+MAX_EXAMPLES = {"orders": "20", "registry": "40", "participant": "12"}
+
+
+class Fuzz:
+    """One `schemathesis run` in the background, its output in files of its own."""
+
+    def __init__(self, url: str, checks: list[str], max_examples: str, root: Path) -> None:
+        root.mkdir(parents=True)
+        self.stdout, self.stderr = root / "stdout.txt", root / "stderr.txt"
+        with open(self.stdout, "wb") as out, open(self.stderr, "wb") as err:
+            self.proc = subprocess.Popen(
+                [
+                    str(BIN / "schemathesis"),
+                    "run",
+                    f"{url}/openapi.json",
+                    *checks,
+                    *("--max-examples", max_examples),
+                    *("--workers", "1"),
+                    *("--seed", str(SEED)),
+                    "--no-color",
+                ],
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
+
+    def result(self, timeout: float = 600) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr) once it has ended."""
+        returncode = self.proc.wait(timeout)
+        return returncode, self.stdout.read_text(), self.stderr.read_text()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def fuzzing(
+    deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, list[Fuzz]]]:
+    """Every service's fuzzing passes, all started at once (each against its own worker).
+
+    Every check schemathesis has, on the service's own document. The schema registry's
+    bodies carry a schema as JSON text: no OpenAPI schema can say which texts are valid
+    JSON Schemas, so "valid data accepted" cannot hold there (an invalid one is refused
+    42201, as documented). Every other check runs on those routes, against an orders
+    worker of its own (its own _schemas): the fuzzer registers, deletes and deprecates
+    versions of the real subjects, which would rightly make the deployment under test
+    refuse its writes afterwards."""
+    root = tmp_path_factory.mktemp("fuzz")
+    system = deployment.system
+    every = ["--checks", "all"]
+    runs = {
+        "orders": [
+            Fuzz(
+                system.url("orders"),
+                [*every, "--exclude-path-regex", REGISTRY],
+                MAX_EXAMPLES["orders"],
+                root / "orders",
+            ),
+            Fuzz(
+                deployment.registry.url,
+                [
+                    *every,
+                    *("--exclude-checks", "positive_data_acceptance"),
+                    *("--include-path-regex", REGISTRY),
+                ],
+                MAX_EXAMPLES["registry"],
+                root / "registry",
+            ),
+        ],
+        **{
+            service: [Fuzz(system.url(service), every, MAX_EXAMPLES["participant"], root / service)]
+            for service in SERVICES
+            if service != "orders"
+        },
+    }
+    try:
+        yield runs
+    finally:
+        for fuzz in (f for service_runs in runs.values() for f in service_runs):
+            fuzz.kill()
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_schemathesis_finds_nothing_and_the_worker_stays_ready(
-    system: System, service: str, tmp_path: Path, start_worker: Callable[..., Worker]
+    system: System, fuzzing: dict[str, list[Fuzz]], service: str
 ) -> None:
     """Every check schemathesis has, on the service's own document: no 5xx, every
     status, content type, header and body as documented, invalid input refused, valid
-    input accepted, unsupported methods answered 405."""
+    input accepted, unsupported methods answered 405 (see `fuzzing`)."""
     base = system.url(service)
     status, raw = http_get(f"{base}/openapi.json")
     assert status == 200 and orjson.loads(raw)["openapi"] == "3.1.0"
-    passes = [(base, ["--checks", "all"])]
-    if service == "orders":
-        # The schema registry's bodies carry a schema as JSON text: no OpenAPI schema can
-        # say which texts are valid JSON Schemas, so "valid data accepted" cannot hold
-        # there (an invalid one is refused 42201, as documented). Every other check runs,
-        # against an orders worker of its own (its own _schemas): the fuzzer registers,
-        # deletes and deprecates versions of the real subjects, which would rightly make
-        # the deployment under test refuse its writes afterwards.
-        registry = "^/(subjects|schemas|config|compatibility)"
-        own = start_worker()
-        own.wait_ready()
-        passes = [
-            (base, ["--checks", "all", "--exclude-path-regex", registry]),
-            (
-                own.url,
-                [
-                    *("--checks", "all", "--exclude-checks", "positive_data_acceptance"),
-                    *("--include-path-regex", registry),
-                ],
-            ),
-        ]
-    for url, checks in passes:
-        result = subprocess.run(
-            [
-                str(BIN / "schemathesis"),
-                "run",
-                f"{url}/openapi.json",
-                *checks,
-                "--max-examples",
-                "40" if service == "orders" else "25",
-                "--workers",
-                "1",
-                "--seed",
-                str(SEED),
-                "--no-color",
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-        assert " passed" in result.stdout and "failures" not in result.stdout.splitlines()[-1]
+    for fuzz in fuzzing[service]:
+        returncode, stdout, stderr = fuzz.result()
+        assert returncode == 0, stdout[-6000:] + stderr[-2000:]
+        assert " passed" in stdout and "failures" not in stdout.splitlines()[-1]
     system.workers[service].wait_ready(timeout=30)
 
 

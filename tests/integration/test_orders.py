@@ -336,6 +336,11 @@ def test_kill9_during_2000_commands_loses_and_duplicates_nothing(
 
     assert worker.proc is not None and worker.proc.poll() is None  # still serving
 
+    # The changelog alone (a fresh worker, empty table directory) holds every order whole:
+    # the fresh worker restores while verify reads the topics.
+    worker.stop()
+    fresh = start_worker()
+
     # `streamapp verify` (topics only) agrees: invariant 4 holds, every command replied.
     verdict = subprocess.run(
         [str(BIN / "streamapp"), "verify", "--invariant", "4"],
@@ -350,9 +355,6 @@ def test_kill9_during_2000_commands_loses_and_duplicates_nothing(
     assert verdict.stdout.startswith("verify: OK (2000 events, ")
     assert "200 streams, 2000 commands)" in verdict.stdout
 
-    # The changelog alone (a fresh worker, empty table directory) holds every order whole.
-    worker.stop()
-    fresh = start_worker()
     fresh.wait_ready()
     for order_id in order_ids:
         status, order = http_json(f"{fresh.url}/orders/{order_id}")

@@ -37,7 +37,7 @@ def system(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
     deployment.start()
     yield deployment
-    deployment.stop()
+    deployment.kill()
 
 
 def place(system: System, customer: str, sku: str, quantity: int = 2, country: str = "NL") -> str:
@@ -207,10 +207,7 @@ def test_state_survives_restart_with_deleted_table_directories(system: System) -
         "inventory": system.get("inventory", "/inventory"),
         "accounts": system.get("payments", "/payments/accounts"),
     }
-    for service in system.workers:
-        system.workers[service].stop()
-    for service in list(system.workers):
-        system.restart(service, wipe_tables=True)
+    system.restart(*system.workers, wipe_tables=True)  # all stopped, then all started
     after = {
         "sagas": {s: system.saga(s) for s in before["sagas"]},
         "inventory": system.get("inventory", "/inventory"),
