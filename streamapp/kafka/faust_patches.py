@@ -1,5 +1,7 @@
-"""A fix for faust-streaming losing records when a recovery seeks to committed offsets.
+"""Two fixes for faust-streaming: records lost when a recovery seeks to committed
+offsets, and a worker crashed by its livelock detector during a rebalance.
 
+**Seek.**
 faust-streaming 0.15.x ends every recovery (``Recovery.on_recovery_completed``, and
 ``_resume_streams``) with: resume the stream partitions; ``await
 consumer.perform_seek()``; ``app.flow_control.resume()``; ``consumer.resume_flow()``.
@@ -30,6 +32,16 @@ Upstream: faust-streaming/faust#596 (open) describes the same recovery race from
 "gaps block committing" side; #606 / PR #707 (open) the related off-by-one in
 ``Consumer._new_offset`` that lets a commit pass an unacked record at the committed
 offset (harmless here once no record is dropped: every agent runs one record at a time).
+
+**Livelock detector.** Every ``commit_interval`` x 2.5 faust checks each assigned
+partition (``AIOKafkaConsumerThread.verify_event_path``) and reads aiokafka's
+``TopicPartitionState.position``, which in aiokafka 0.14 *asserts* that a position exists.
+A partition just assigned, or reset while the group coordinator moves (a broker killed,
+workers joining), has none yet: the AssertionError crashed the consumer and the worker
+(seen with a third orders worker joining under load,
+``tests/integration/test_scale_under_load.py``). The fix skips the check for such a
+partition — there is nothing to verify until it has a position — and runs faust's
+check unchanged otherwise.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from faust.transport.consumer import Consumer, ThreadDelegateConsumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +99,32 @@ def apply() -> None:
     setattr(perform_seek, _PATCHED, True)
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     ThreadDelegateConsumer._getmany = _getmany  # type: ignore[method-assign]
+    _patch_verify_event_path()
+
+
+def _patch_verify_event_path() -> None:
+    verify = AIOKafkaConsumerThread.verify_event_path
+    if getattr(verify, _PATCHED, False):
+        return
+
+    def verify_event_path(self: Any, now: float, tp: Any) -> None:
+        if not has_position(self, tp):
+            return None
+        return verify(self, now, tp)
+
+    setattr(verify_event_path, _PATCHED, True)
+    AIOKafkaConsumerThread.verify_event_path = verify_event_path  # type: ignore[method-assign]
+
+
+def has_position(thread: Any, tp: Any) -> bool:
+    """Whether aiokafka knows a fetch position for an assigned partition (False while it
+    is being reset, or when it is not assigned now)."""
+    subscription = thread._ensure_consumer()._fetcher._subscriptions.subscription
+    assignment = None if subscription is None else subscription.assignment
+    if assignment is None:
+        return False
+    state = assignment.state_value(TopicPartition(tp.topic, tp.partition))
+    return state is not None and bool(state.has_valid_position)
 
 
 async def counted_fetch(consumer: Any, fetch: Awaitable[Any]) -> Any:

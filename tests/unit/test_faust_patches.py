@@ -1,4 +1,5 @@
-"""The perform_seek fix: the flow stays stopped from the seek until the caller resumes it.
+"""The faust fixes: the flow stays stopped from the seek until the caller resumes it; the
+livelock detector skips a partition with no position yet.
 
 A stand-in consumer records the order of calls; the behaviour against a real broker is
 tests/integration/test_restart_backlog.py.
@@ -12,11 +13,13 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.consumer.subscription_state import SubscriptionState
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
 from streamapp.kafka import faust_patches
-from streamapp.kafka.faust_patches import counted_fetch, seek_with_flow_stopped
+from streamapp.kafka.faust_patches import counted_fetch, has_position, seek_with_flow_stopped
 
 CHANGELOG = "app-table-changelog"
 
@@ -136,3 +139,52 @@ def test_apply_wraps_faust_perform_seek_once() -> None:
     faust_patches.apply()
     assert Consumer.perform_seek is patched
     assert getattr(patched, "_streamapp_seek_with_flow_stopped", False)
+
+
+class _Fetcher:
+    def __init__(self, subscriptions: SubscriptionState) -> None:
+        self._subscriptions = subscriptions
+
+
+class _Thread:
+    """What the livelock patch reads of faust's AIOKafkaConsumerThread: aiokafka's real
+    subscription state, behind ``_ensure_consumer()._fetcher``."""
+
+    def __init__(self, subscriptions: SubscriptionState) -> None:
+        self._fetcher = _Fetcher(subscriptions)
+
+    def _ensure_consumer(self) -> _Thread:
+        return self
+
+
+async def test_the_livelock_check_skips_a_partition_aiokafka_has_no_position_for() -> None:
+    subscriptions = SubscriptionState()
+    thread = _Thread(subscriptions)
+    orders0 = TP("orders", 0)
+    assert not has_position(thread, orders0)  # nothing subscribed
+    subscriptions.subscribe({"orders"})
+    subscriptions.assign_from_subscribed({TopicPartition("orders", 0)})
+    state = subscriptions.subscription.assignment.state_value(TopicPartition("orders", 0))
+    with pytest.raises(AssertionError):
+        _ = state.position  # what crashed faust's verify_event_path
+    assert not has_position(thread, orders0)
+    assert not has_position(thread, TP("orders", 1))  # not assigned
+    state.seek(7)
+    assert has_position(thread, orders0)
+
+
+async def test_apply_guards_faust_verify_event_path() -> None:
+    faust_patches.apply()
+    faust_patches.apply()  # idempotent: one guard, not two
+    patched = AIOKafkaConsumerThread.verify_event_path
+    assert patched.__module__ == faust_patches.__name__
+    subscriptions = SubscriptionState()
+    subscriptions.subscribe({"orders"})
+    subscriptions.assign_from_subscribed({TopicPartition("orders", 0)})
+    thread = _Thread(subscriptions)
+    # No position yet: faust's check is not run (on this stand-in it would fail at once).
+    assert patched(thread, 0.0, TP("orders", 0)) is None
+    # With a position, faust's own check runs (and finds none of faust's attributes here).
+    subscriptions.subscription.assignment.state_value(TopicPartition("orders", 0)).seek(3)
+    with pytest.raises(AttributeError, match="_verify_aiokafka_event_path"):
+        patched(thread, 0.0, TP("orders", 0))
