@@ -78,10 +78,12 @@ def partition_keys(
     if db is None:  # not opened here: nothing of this partition is stored locally
         return []
     found: list[bytes] = []
+    offset_key = getattr(store, "offset_key", None)  # faust's own key in every partition db
     for raw in db.keys(from_key=start):
         if raw >= stop or len(found) >= limit:
             break
-        found.append(store._decode_key(raw))
+        if raw != offset_key:
+            found.append(store._decode_key(raw))
     return found
 
 

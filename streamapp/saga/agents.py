@@ -26,6 +26,7 @@ import orjson
 from streamapp import topics
 from streamapp.app import app
 from streamapp.errors import SchemaError
+from streamapp.eventstore.retention import partition_keys
 from streamapp.messages import Event
 from streamapp.metrics import Sample
 from streamapp.orders.agents import commands_topic as orders_commands
@@ -50,6 +51,7 @@ from streamapp.saga.timers import (
     tick_value,
 )
 from streamapp.tracing import recorder
+from streamapp.tracing.store import correlation_key
 from streamapp.tracing.trace import read_event
 
 log = logging.getLogger(__name__)
@@ -202,7 +204,8 @@ async def orchestrate(delivery: Delivery) -> bool:
         if saga_event.event_type in TERMINAL_EVENTS and not reaction.redelivered:
             app.metrics.sagas_ended.labels(saga_event.event_type).inc()
     if settings.tracing_enabled:
-        _trace(delivery, source, doc, reaction.events, reaction.redelivered)
+        stray = reaction.record is None
+        _trace(delivery, source, doc, reaction.events, reaction.redelivered, stray)
     return reaction.redelivered
 
 
@@ -215,9 +218,11 @@ def _trace(
     doc: dict[str, Any],
     sent: tuple[Event, ...],
     redelivered: bool,
+    stray: bool,
 ) -> None:
     """Record the event read (not a deadline tick) and the saga events sent in answer in
-    their trace (streamapp.tracing.recorder); an observer: its failure is only logged."""
+    their trace (streamapp.tracing.recorder; `stray`: no saga owns the event); an
+    observer: its failure is only logged."""
     first = delivery.origin
     read = None
     if source != TIMEOUTS:
@@ -227,7 +232,9 @@ def _trace(
         if read is None:
             app.metrics.traces_skipped.labels(first.topic).inc()
     try:
-        recorder.record(read, sent, first.partition, SAGAS_EVENTS, redelivered=redelivered)
+        recorder.record(
+            read, sent, first.partition, SAGAS_EVENTS, redelivered=redelivered, stray=stray
+        )
     except Exception:
         log.exception("could not trace %s[%d]@%d", first.topic, first.partition, first.offset)
 
@@ -267,6 +274,27 @@ def _in_flight() -> list[Sample]:
 
 
 app.metrics.sagas_in_flight.read_from(_in_flight)
+
+
+def in_flight_correlations(partition: int) -> list[bytes]:
+    """The correlation ids of one partition's sagas in flight (the deadlines table holds
+    exactly those sagas): the conversations whose traces are open."""
+    found = []
+    for saga_id in partition_keys(deadlines, partition, b"", b"\xff", 100_000):
+        stored = sagas.data.get(saga_id)
+        cid = None if stored is None else correlation_key(str(stored["saga"]["correlationId"]))
+        if cid is not None:
+            found.append(cid)
+    return found
+
+
+if settings.tracing_enabled:
+    app.metrics.flows_open.set_function(
+        lambda: recorder.count_open(in_flight_correlations, stalled=False)
+    )
+    app.metrics.flows_stalled.set_function(
+        lambda: recorder.count_open(in_flight_correlations, stalled=True)
+    )
 
 
 #: What this worker ticked, per table: a due deadline is ticked once, and again when it

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from streamapp.app import app
 from streamapp.eventstore.retention import partition_keys
 from streamapp.messages import Event
 from streamapp.tracing import store
-from streamapp.tracing.store import OPEN, KeysIn, correlation_key
+from streamapp.tracing.store import KeysIn, correlation_key
 from streamapp.tracing.trace import SAGA, Trace, TracedEvent, read_event
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,11 @@ def record(
     sagas_topic: str,
     *,
     redelivered: bool,
+    stray: bool,
 ) -> None:
     """Record what the orchestrator read (None: not an event, e.g. a deadline tick) and
-    the saga events it sent in answer. Called while processing that record."""
+    the saga events it sent in answer (`stray`: no saga owns the event read). Called
+    while processing that record."""
     now = int(time.time() * 1000)
     rows = [read] if read is not None else []
     for saga_event in sent:
@@ -80,7 +82,7 @@ def record(
         if cid is None:
             metrics.traces_skipped.labels(events[0].topic).inc(len(events))
             continue
-        ended = store.record(traces, cid, events, settings.trace_retention_ms)
+        ended = store.record(traces, cid, events, settings.trace_retention_ms, stray=stray)
         if redelivered:
             continue
         for traced in events:
@@ -104,26 +106,26 @@ def sweep(partition: int) -> bool:
     return store.sweep(traces, partition, int(time.time() * 1000)) >= store.SWEEP_LIMIT
 
 
-def open_traces() -> Iterable[Trace]:
-    """The traces of owned partitions whose saga has not ended."""
+#: The correlation ids of the sagas in flight in one partition (the orchestrator's).
+InFlight = Callable[[int], Iterable[bytes]]
+
+
+def open_traces(in_flight: InFlight) -> Iterable[Trace]:
+    """The traces of the sagas in flight in owned partitions."""
     for partition in owned_partitions():
-        for key in partition_keys(traces, partition, OPEN, b"o0", 100_000):
-            trace = store.load(traces, key[len(OPEN) :], _keys_in(partition))
+        for cid in in_flight(partition):
+            trace = store.load(traces, cid, _keys_in(partition))
             if trace is not None:
                 yield trace
 
 
-def _count_open(stalled: bool) -> float:
+def count_open(in_flight: InFlight, *, stalled: bool) -> float:
+    """streamapp_flows_open / _stalled: open traces (with no event for trace_stall_ms)."""
     now = int(time.time() * 1000)
     try:
-        found = list(open_traces())
+        found = list(open_traces(in_flight))
     except Exception:  # not started (no assignment yet): nothing to count
         return 0.0
     if not stalled:
         return float(len(found))
     return float(sum(1 for t in found if now - t.last_ms >= settings.trace_stall_ms))
-
-
-if settings.tracing_enabled:
-    app.metrics.flows_open.set_function(lambda: _count_open(stalled=False))
-    app.metrics.flows_stalled.set_function(lambda: _count_open(stalled=True))

@@ -7,10 +7,16 @@ hundred bytes each however long the conversation grows. Key families (``cid`` is
 correlation id, which never contains a NUL byte)::
 
     e/<cid>\\0<first eventId of the group>   the group's events (TracedEvent rows)
-    s/<cid>                                 the trace's start, epoch ms of its first event
-    o/<cid>                                 present while its saga has not ended
     x/<expiresAtMs>/<cid>                   expiry index (eventstore.retention); also
                                             the newest-first order of GET /traces
+
+One write per processed record, and no read: the index entry is written with the group
+that opens the conversation (it holds SAGA_START), or with a group that no saga owns
+(nothing else would index that trace; a trace may then have several entries, and the
+first one due deletes it whole). Which conversations are open is the orchestrator's to
+say (its in-flight sagas), not the trace table's: a table write per start and end of a
+saga, read only by an operator's query, cost the orders worker more than the rest of
+tracing (bench/RESULTS.md).
 
 All of a trace lives in the partition of its order (every topic the orchestrator reads is
 keyed by the order id), and every write is made while processing a record of that
@@ -33,7 +39,7 @@ from streamapp.eventstore.retention import (
 )
 from streamapp.tracing.trace import SAGA_START, TERMINAL, Trace, TracedEvent
 
-EVENTS, START, OPEN, LEGACY = b"e/", b"s/", b"o/", b"t/"
+EVENTS, LEGACY = b"e/", b"t/"
 SEP = b"\x00"
 #: Groups read for one trace at most (a runaway conversation stays a bounded read).
 MAX_GROUPS = 1000
@@ -66,26 +72,18 @@ def group(rows: Iterable[tuple[str, TracedEvent]]) -> dict[str, list[TracedEvent
     return found
 
 
-def record(table: Table, cid: bytes, events: Sequence[TracedEvent], retention_ms: int) -> bool:
-    """Write one group of a trace, its start and index entry (when this group holds its
-    first event, written again on a redelivery) and its open marker; True when the group
-    ends the trace's saga."""
+def record(
+    table: Table, cid: bytes, events: Sequence[TracedEvent], retention_ms: int, *, stray: bool
+) -> bool:
+    """Write one group of a trace, with its index entry when the group opens the
+    conversation or is `stray` (no saga owns it); True when it ends the trace's saga."""
     start, _ = events_range(cid)
     table[start + events[0].event_id.encode()] = [e.to_list() for e in events]
-    first = min(e.at_ms for e in events)
-    started = table.get(START + cid)
-    if started is None or first <= started:
-        if started is not None and first < started:  # an earlier event came late
-            tombstone(table, index_entry(started, retention_ms, cid))
-        table[START + cid] = first
-        table[index_entry(first, retention_ms, cid)] = first + retention_ms
     types = {e.event_type for e in events}
-    if types & TERMINAL.keys():
-        tombstone(table, OPEN + cid)
-        return True
-    if SAGA_START in types:
-        table[OPEN + cid] = first
-    return False
+    if stray or SAGA_START in types:
+        first = min(e.at_ms for e in events)
+        table[index_entry(first, retention_ms, cid)] = first + retention_ms
+    return bool(types & TERMINAL.keys())
 
 
 KeysIn = Callable[[bytes, bytes, int], list[bytes]]
@@ -115,6 +113,6 @@ def sweep(table: Table, partition: int, now_ms: int) -> int:
         start, stop = events_range(cid)
         for key in partition_keys(table, partition, start, stop, 100 * MAX_GROUPS):
             tombstone(table, key)
-        for key in (START + cid, OPEN + cid, LEGACY + cid, INDEX_PREFIX + entry):
+        for key in (LEGACY + cid, INDEX_PREFIX + entry):
             tombstone(table, key)
     return len(entries)

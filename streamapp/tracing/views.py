@@ -20,12 +20,8 @@ from faust.web import Request
 from streamapp.app import app
 from streamapp.eventstore.retention import INDEX_PREFIX, expiry_target
 from streamapp.messages import MAX_ID_CHARS
-from streamapp.tracing.recorder import (
-    load,
-    open_traces,
-    owned_partitions,
-    traces,
-)
+from streamapp.saga.agents import in_flight_correlations
+from streamapp.tracing.recorder import load, open_traces, owned_partitions, traces
 from streamapp.tracing.trace import ACTIVE, STALLED, STATUSES, Trace
 from streamapp.web.client import HttpError, get_json
 from streamapp.web.views import ServiceView, ready_only
@@ -105,13 +101,17 @@ def local_traces(statuses: set[str], limit: int) -> list[dict[str, Any]]:
     """This worker's newest traces (owned partitions), filtered by status."""
     now, stall = _now_ms(), app.settings.trace_stall_ms
     if statuses and statuses <= {ACTIVE, STALLED}:  # open traces: a small set, read whole
-        candidates: list[Trace] = list(open_traces())
+        candidates: list[Trace] = list(open_traces(in_flight_correlations))
     else:
         candidates = []
         for partition in owned_partitions():
-            taken = 0
+            taken, seen = 0, set()
             for entry in _newest_first(partition):
-                trace = load(expiry_target(entry).decode("utf-8", errors="replace"), [partition])
+                cid = expiry_target(entry)
+                if cid in seen:  # a stray conversation's traces may have several entries
+                    continue
+                seen.add(cid)
+                trace = load(cid.decode("utf-8", errors="replace"), [partition])
                 if trace is not None and (not statuses or trace.status(now, stall) in statuses):
                     candidates.append(trace)
                     taken += 1

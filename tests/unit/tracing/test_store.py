@@ -1,4 +1,4 @@
-"""The traces table's layout (streamapp.tracing.store): groups, start, open marker, sweep."""
+"""The traces table's layout (streamapp.tracing.store): groups, index entries, sweep."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from streamapp.eventstore.retention import INDEX_PREFIX, partition_keys
 from streamapp.tracing import store
-from streamapp.tracing.store import OPEN, START, correlation_key, events_range
+from streamapp.tracing.store import correlation_key, events_range
 from streamapp.tracing.trace import COMPLETED, TracedEvent
 
 T0 = 1_764_676_800_000
@@ -40,53 +40,55 @@ GROUPS = [
 ]
 
 
-def test_a_trace_is_its_groups_with_one_start_index_entry_and_open_marker_until_its_end() -> None:
+def index(table: dict[bytes, Any]) -> list[bytes]:
+    return sorted(k for k in table if k.startswith(INDEX_PREFIX))
+
+
+def test_a_trace_is_one_key_per_group_and_one_index_entry_from_its_opening_group() -> None:
     table: dict[bytes, Any] = {}
-    assert store.record(table, CID, GROUPS[0], RETENTION) is False
-    assert table[START + CID] == T0
-    assert table[OPEN + CID] == T0
-    assert [k for k in table if k.startswith(INDEX_PREFIX)] == [
-        INDEX_PREFIX + b"%013d/cmd-1" % (T0 + RETENTION)
-    ]
-    assert store.record(table, CID, GROUPS[1], RETENTION) is False
-    assert store.record(table, CID, GROUPS[2], RETENTION) is True  # SagaCompleted
-    assert OPEN + CID not in table
+    assert store.record(table, CID, GROUPS[0], RETENTION, stray=False) is False
+    assert index(table) == [INDEX_PREFIX + b"%013d/cmd-1" % (T0 + RETENTION)]
+    assert store.record(table, CID, GROUPS[1], RETENTION, stray=False) is False
+    assert store.record(table, CID, GROUPS[2], RETENTION, stray=False) is True  # SagaCompleted
     trace = store.load(table, CID, keys_in(table))
     assert trace is not None and trace.terminal == COMPLETED
     assert [e.event_id for e in trace.ordered()] == ["e1", "s1", "i1", "s2", "p1", "s3"]
     assert trace.view(T0 + 100, 30_000)["durationMs"] == 45
-    # one key per group, each a few hundred bytes at most, never a growing document
+    # one key per group, each a few hundred bytes at most, never a growing document,
+    # and nothing else: one write per processed record
     start, stop = events_range(CID)
     assert len([k for k in table if start <= k < stop]) == 3
+    assert len(table) == 3 + 1
 
 
 def test_a_redelivered_record_writes_the_same_keys_again_and_adds_no_event() -> None:
     table: dict[bytes, Any] = {}
     for events in GROUPS[:2]:
-        store.record(table, CID, events, RETENTION)
+        store.record(table, CID, events, RETENTION, stray=False)
     before = dict(table)
-    del table[START + CID]  # the changelog lost the head (kill -9): the redelivery rewrites it
-    store.record(table, CID, GROUPS[0], RETENTION)
+    store.record(table, CID, GROUPS[0], RETENTION, stray=False)
     assert table == before
     trace = store.load(table, CID, keys_in(table))
     assert trace is not None and len(trace.events) == 4
 
 
-def test_an_earlier_event_arriving_late_moves_the_start_and_its_index_entry() -> None:
+def test_a_group_no_saga_owns_indexes_its_trace_so_that_it_expires() -> None:
     table: dict[bytes, Any] = {}
-    store.record(table, CID, GROUPS[1], RETENTION)
-    store.record(table, CID, GROUPS[0], RETENTION)
-    assert table[START + CID] == T0
-    index = [k for k in table if k.startswith(INDEX_PREFIX)]
-    assert index == [INDEX_PREFIX + b"%013d/cmd-1" % (T0 + RETENTION)]
+    stray = [ev("z1", "PaymentProcessed", "payments", 7, None)]
+    store.record(table, b"lost", stray, RETENTION, stray=True)
+    assert index(table) == [INDEX_PREFIX + b"%013d/lost" % (T0 + 7 + RETENTION)]
+    store.record(table, CID, GROUPS[1], RETENTION, stray=False)  # a saga's: no entry
+    assert len(index(table)) == 1
+    assert store.sweep(table, 3, T0 + 7 + RETENTION) == 1
+    assert store.load(table, b"lost", keys_in(table)) is None
 
 
 def test_sweep_deletes_every_key_of_an_expired_trace_and_keeps_the_others() -> None:
     table: dict[bytes, Any] = {}
     for events in GROUPS:
-        store.record(table, CID, events, RETENTION)
+        store.record(table, CID, events, RETENTION, stray=False)
     later = [ev("e9", "OrderCreated", "orders", 10_000, "cmd-2")]
-    store.record(table, b"cmd-2", later, RETENTION)
+    store.record(table, b"cmd-2", later, RETENTION, stray=False)
     assert store.sweep(table, 3, T0 + RETENTION - 1) == 0
     assert store.sweep(table, 3, T0 + RETENTION) == 1
     assert store.load(table, CID, keys_in(table)) is None
