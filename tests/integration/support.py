@@ -24,6 +24,21 @@ BIN = Path(sys.executable).parent
 T = TypeVar("T")
 
 
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """`streamapp <args>` from the repository root, its output captured as text."""
+    return subprocess.run(
+        [str(BIN / "streamapp"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

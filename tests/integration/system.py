@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,46 @@ class System:
     def configure(self, **settings: str) -> None:
         """Change settings for the workers started from now on (e.g. before a restart)."""
         self.env.update({f"STREAMAPP_{k.upper()}": v for k, v in settings.items()})
+
+    def start_load(
+        self, orders: int, rate: int, seed: int, log_path: Path
+    ) -> subprocess.Popen[bytes]:
+        """`streamapp loadgen` against this deployment, in the background (the usual
+        outcome mix), its output in `log_path`."""
+        with open(log_path, "wb") as log:
+            return subprocess.Popen(
+                [
+                    str(BIN / "streamapp"),
+                    "loadgen",
+                    *("--orders", str(orders), "--rate", str(rate), "--seed", str(seed)),
+                    *("--wait-timeout", "300"),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def finish_load(self, loadgen: subprocess.Popen[bytes], orders: int, log_path: Path) -> str:
+        """Wait until every order of the load has its outcome, then until `streamapp
+        verify` passes: every saga has ended, but effects after the end (CommitInventory,
+        refunds of late successes) may still wait in retry topics, so it is retried until
+        it passes or has failed for 90 s. Its output."""
+        try:
+            assert loadgen.wait(420) == 0, log_path.read_text()[-3000:] + self.logs()
+        finally:
+            if loadgen.poll() is None:
+                loadgen.kill()
+        summary = log_path.read_text()
+        assert f"all        {orders}" in summary, summary[-2000:]
+        deadline = time.monotonic() + 90
+        result = self.verify()
+        while result.returncode != 0 and time.monotonic() < deadline:
+            time.sleep(5)
+            result = self.verify()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"{orders} sagas" in result.stdout, result.stdout
+        return result.stdout
 
     def verify(self) -> subprocess.CompletedProcess[str]:
         """`streamapp verify` against this deployment's topics and views."""

@@ -9,23 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import BIN, ROOT, free_port, processes_matching
+from tests.integration.support import BIN, ROOT, free_port, processes_matching, run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def streamapp(
-    args: list[str], env: dict[str, str], timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "streamapp"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -50,7 +36,7 @@ def test_up_is_idempotent_status_tells_the_truth_and_down_leaves_no_jvm(
     config = str(tmp_path / "kafka" / "server.properties")
     port = broker_env["STREAMAPP_LOCAL_KAFKA_PORT"]
     try:
-        stopped = streamapp(["kafka", "status"], broker_env)
+        stopped = run_cli(["kafka", "status"], broker_env)
         assert stopped.returncode == 3 and "stopped" in stopped.stdout
 
         # Two `up` at the same moment still give one broker.
@@ -72,30 +58,30 @@ def test_up_is_idempotent_status_tells_the_truth_and_down_leaves_no_jvm(
         jvms = processes_matching(config)
         assert len(jvms) == 1
 
-        second = streamapp(["kafka", "up"], broker_env)
+        second = run_cli(["kafka", "up"], broker_env)
         assert second.returncode == 0, second.stderr
         assert processes_matching(config) == jvms  # the same single broker
         assert f"pid={jvms[0]}" in second.stdout
 
-        status = streamapp(["kafka", "status"], broker_env)
+        status = run_cli(["kafka", "status"], broker_env)
         assert status.returncode == 0 and f"running pid={jvms[0]}" in status.stdout
 
-        logs = streamapp(["kafka", "logs", "-n", "200"], broker_env)
+        logs = run_cli(["kafka", "logs", "-n", "200"], broker_env)
         assert "Kafka Server started" in logs.stdout
 
         started = time.monotonic()
-        down = streamapp(["kafka", "down"], broker_env, timeout=60)
+        down = run_cli(["kafka", "down"], broker_env, timeout=60)
         took = time.monotonic() - started
         assert down.returncode == 0 and "kafka stopped" in down.stdout
         assert took < 30
         assert processes_matching(config) == []
 
-        after = streamapp(["kafka", "status"], broker_env)
+        after = run_cli(["kafka", "status"], broker_env)
         assert after.returncode == 3 and "stopped" in after.stdout
-        again = streamapp(["kafka", "down"], broker_env)
+        again = run_cli(["kafka", "down"], broker_env)
         assert again.returncode == 0 and "was not running" in again.stdout
     finally:
-        streamapp(["kafka", "down"], broker_env, timeout=60)
+        run_cli(["kafka", "down"], broker_env, timeout=60)
 
 
 def test_status_is_truthful_after_the_jvm_is_killed(
@@ -103,26 +89,26 @@ def test_status_is_truthful_after_the_jvm_is_killed(
 ) -> None:
     config = str(tmp_path / "kafka" / "server.properties")
     try:
-        assert streamapp(["kafka", "up"], broker_env).returncode == 0
+        assert run_cli(["kafka", "up"], broker_env).returncode == 0
         [pid] = processes_matching(config)
         os.kill(pid, 9)
         deadline = time.monotonic() + 10
         while processes_matching(config) and time.monotonic() < deadline:
             time.sleep(0.1)
-        status = streamapp(["kafka", "status"], broker_env)
+        status = run_cli(["kafka", "status"], broker_env)
         assert status.returncode == 3
         assert "stopped" in status.stdout and "stale pid file" in status.stdout
         # and `up` recovers from it: same data dir, new JVM
-        assert streamapp(["kafka", "up"], broker_env).returncode == 0
+        assert run_cli(["kafka", "up"], broker_env).returncode == 0
         assert len(processes_matching(config)) == 1
     finally:
-        streamapp(["kafka", "down"], broker_env, timeout=60)
+        run_cli(["kafka", "down"], broker_env, timeout=60)
 
 
 def test_missing_jdk_gives_one_actionable_line(broker_env: dict[str, str]) -> None:
     env = {**broker_env, "PATH": str(BIN)}  # the venv only: no java anywhere
     env.pop("JAVA_HOME", None)
-    result = streamapp(["kafka", "up"], env)
+    result = run_cli(["kafka", "up"], env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,24 +19,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from streamapp.kafka.topics import admin_client, describe_topics, ensure_topics
 from streamapp.settings import Settings, load_settings
 from streamapp.topics import TopicSpec
-from tests.integration.support import BIN, ROOT, processes_matching, unique_id, wait_for
+from tests.integration.support import processes_matching, run_cli, unique_id, wait_for
 
 pytestmark = pytest.mark.integration
 
 CLUSTER_PORT = int(os.environ.get("STREAMAPP_TEST_CLUSTER_PORT", "29992"))
 PARTITIONS = 6
-
-
-def streamapp(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "streamapp"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -55,7 +42,7 @@ def cluster_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     try:
         yield env
     finally:
-        streamapp(["kafka", "down", "--nodes", "3"], env)
+        run_cli(["kafka", "down", "--nodes", "3"], env)
         assert processes_matching(str(tmp_path / "kafka")) == []
 
 
@@ -145,12 +132,12 @@ def test_three_nodes_replicate_and_survive_a_kill_9(
     assert bootstrap == ",".join(f"127.0.0.1:{CLUSTER_PORT + d}" for d in (0, 2, 4))
     assert settings.topic_replication_factor == 3  # automatic: every node, up to 3
 
-    up = streamapp(["kafka", "up", "--nodes", "3"], cluster_env)
+    up = run_cli(["kafka", "up", "--nodes", "3"], cluster_env)
     assert up.returncode == 0, up.stderr
     assert "cluster running (3/3 nodes)" in up.stdout
-    status = streamapp(["kafka", "status", "--nodes", "3"], cluster_env)
+    status = run_cli(["kafka", "status", "--nodes", "3"], cluster_env)
     assert status.returncode == 0 and status.stdout.count(" running pid=") == 3
-    single = streamapp(["kafka", "status"], cluster_env)  # forgot --nodes: a pointer
+    single = run_cli(["kafka", "status"], cluster_env)  # forgot --nodes: a pointer
     assert single.returncode == 3 and "add --nodes 3" in single.stdout
 
     topic = unique_id("replicated")
@@ -176,19 +163,19 @@ def test_three_nodes_replicate_and_survive_a_kill_9(
     assert sorted(values) == sorted(before + after)  # each exactly once
     assert committed(bootstrap, topic, group) == len(before) + len(after)
 
-    degraded = streamapp(["kafka", "status", "--nodes", "3"], cluster_env)
+    degraded = run_cli(["kafka", "status", "--nodes", "3"], cluster_env)
     assert degraded.returncode == 3
     assert "cluster degraded (2/3 nodes)" in degraded.stdout
     assert "node 2 stopped" in degraded.stdout and "stale pid file" in degraded.stdout
 
     # `up` again starts only the dead node; it catches up and rejoins every ISR.
     survivors = processes_matching(str(tmp_path / "kafka" / "cluster"))
-    again = streamapp(["kafka", "up", "--nodes", "3"], cluster_env)
+    again = run_cli(["kafka", "up", "--nodes", "3"], cluster_env)
     assert again.returncode == 0, again.stderr
     assert set(survivors) < set(processes_matching(str(tmp_path / "kafka" / "cluster")))
     wait_for(lambda: set(isr_sizes(bootstrap, topic).values()) == {3}, 90, "ISR back to 3")
     assert len(consume(bootstrap, topic, unique_id("group"), 120)) == 120
 
-    down = streamapp(["kafka", "down", "--nodes", "3"], cluster_env)
+    down = run_cli(["kafka", "down", "--nodes", "3"], cluster_env)
     assert down.returncode == 0 and "kafka stopped" in down.stdout
     assert processes_matching(str(tmp_path / "kafka")) == []

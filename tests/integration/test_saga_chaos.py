@@ -11,7 +11,6 @@ command applied twice, streams gapless.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.kafka_io import read_topic
-from tests.integration.support import BIN, ROOT
 from tests.integration.system import System
 
 pytestmark = pytest.mark.integration
@@ -52,49 +50,17 @@ def test_500_orders_survive_kill9_of_the_orchestrator_twice_and_inventory_once(
     system: System, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "loadgen.log"
-    with open(log_path, "wb") as log:
-        loadgen = subprocess.Popen(
-            [
-                str(BIN / "streamapp"),
-                "loadgen",
-                "--orders",
-                str(ORDERS),
-                "--rate",
-                str(RATE),
-                "--seed",
-                "7",
-                "--wait-timeout",
-                "300",
-            ],
-            cwd=ROOT,
-            env=system.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    loadgen = system.start_load(ORDERS, RATE, 7, log_path)
     try:
         for victim, after_s in (("orders", 6), ("inventory", 4), ("orders", 4)):
             time.sleep(after_s)
             assert loadgen.poll() is None, "the load ended before the kills"
             system.kill9(victim)
             system.start(victim)  # same port, same table directory
-        assert loadgen.wait(420) == 0, log_path.read_text()[-3000:] + system.logs()
-    finally:
-        if loadgen.poll() is None:
-            loadgen.kill()
-    summary = log_path.read_text()
-    assert f"all        {ORDERS}" in summary, summary[-2000:]
-
-    # Every saga has ended, but effects after the end (CommitInventory, refunds of late
-    # successes) may still wait in retry topics: verify once the system is idle, i.e.
-    # until it passes or the same check has failed for 90 s.
-    deadline = time.monotonic() + 90
-    result = system.verify()
-    while result.returncode != 0 and time.monotonic() < deadline:
-        time.sleep(5)
-        result = system.verify()
-    assert result.returncode == 0, result.stdout + result.stderr
-    verify_stdout = result.stdout
-    assert f"{ORDERS} sagas" in verify_stdout, verify_stdout
+    except BaseException:
+        loadgen.kill()
+        raise
+    system.finish_load(loadgen, ORDERS, log_path)
     assert system.get("orders", "/sagas?state=IN_FLIGHT")["sagas"] == []  # none stuck
     if system.env["STREAMAPP_INJECT_FAILURE_RATE"] != "0":  # the failures did happen
         dead = {}
