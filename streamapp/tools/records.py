@@ -23,8 +23,16 @@ async def reader(
     `topic`, at the `since` offset of a partition, else at its beginning; with the
     partitions (TopicPartitions)."""
     tps = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
+    # auto_offset_reset="earliest": assign() starts an automatic reset of every partition
+    # (nothing is committed without a group); with "latest" its answer can come after
+    # seek_to_beginning's and win, and the partition is then read from its end, i.e. not
+    # at all. On one broker the two answers come in order; on a cluster, where partition
+    # leaders are on different nodes, verify missed whole partitions.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
