@@ -54,6 +54,9 @@ unit: setup
 integration: setup system-deps
 	$(BIN)/pytest tests/integration
 
+test-scale: setup system-deps
+	$(BIN)/pytest -m scale tests/integration
+
 bench: setup
 	$(BIN)/python -m bench.relay
 	$(BIN)/python -m bench.eventstore
