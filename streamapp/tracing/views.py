@@ -23,7 +23,7 @@ from streamapp.messages import MAX_ID_CHARS
 from streamapp.saga.agents import in_flight_correlations
 from streamapp.tracing.recorder import load, open_traces, owned_partitions, traces
 from streamapp.tracing.trace import ACTIVE, STALLED, STATUSES, Trace
-from streamapp.web.client import HttpError, get_json
+from streamapp.web.client import HttpError, gather_local, get_json
 from streamapp.web.views import ServiceView, ready_only
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
@@ -126,21 +126,11 @@ def local_traces(statuses: set[str], limit: int) -> list[dict[str, Any]]:
 async def recent_traces(statuses: set[str], limit: int) -> list[dict[str, Any]]:
     """Every orders worker's newest traces, merged newest first (``startedMs`` kept)."""
     found = local_traces(statuses, limit)
-    peers = _peers()
-    query = {"status": ",".join(sorted(statuses)), "limit": str(limit), "local": "1"}
-    async with aiohttp.ClientSession() as session:
-        answers = await asyncio.gather(
-            *(
-                get_json(f"{url}/traces", PEER_TIMEOUT_S, params=query, session=session)
-                for url in peers
-            ),
-            return_exceptions=True,
-        )
-    missing = [url for url, a in zip(peers, answers, strict=True) if isinstance(a, BaseException)]
+    query = {"status": ",".join(sorted(statuses)), "limit": str(limit)}
+    theirs, missing = await gather_local(_peers(), "/traces", "traces", PEER_TIMEOUT_S, query)
     if missing:
         raise PeersUnavailable(f"no answer from {missing}")
-    for answer in answers:
-        found.extend(answer["traces"])  # type: ignore[index]
+    found.extend(theirs)
     found.sort(key=lambda s: s.get("startedMs", 0), reverse=True)
     return found[:limit]
 
