@@ -11,6 +11,9 @@ machine, next to the broker and the load generator.
 (B) Latency: happy orders at about half of (A)'s rate for --latency-seconds; latency =
     CreateOrder sent -> SagaCompleted record time, p50/p95/p99.
 
+The backlog of (A) also gives the capacity model (docs/scaling.md): each worker's CPU
+time per completed saga (/proc) and the records each topic gained per saga.
+
 (C) ``--compare-tracing N``: the cost of the tracer. The backlog of (A) (smaller) with
     tracing on and off, alternating N times each in one run, the orders worker restarted
     with ``STREAMAPP_TRACING_ENABLED`` between them; ratio of the medians on/off.
@@ -29,18 +32,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from bench.common import delete_topics_starting, kafka, save
 from streamapp.seeds import load_seeds
 from streamapp.settings import load_settings
 from streamapp.tools.loadgen import await_outcomes, parse_mix, percentile, plan_orders, send_orders
 from tests.integration.system import System
 
+#: Skus per happy order: 1..MAX_LINES (STREAMAPP_BENCH_MAX_LINES; 3 before loadgen's
+#: orders grew to 4 lines, for comparisons with earlier runs).
+MAX_LINES = int(os.environ.get("STREAMAPP_BENCH_MAX_LINES", "4"))
+
 
 def run_orders(system: System, n: int, rate: float, seed: int) -> dict[str, Any]:
     """Send n happy orders at `rate`; (send ms, completion ms) per completed order."""
     settings = load_settings(environ=system.env)
     seeds = load_seeds(settings.seeds_file)
-    plan = plan_orders(n, parse_mix(""), seeds, seed, f"{seed}-{int(time.time())}")  # all happy
+    run_id = f"{seed}-{int(time.time())}"
+    plan = plan_orders(n, parse_mix(""), seeds, seed, run_id, MAX_LINES)  # all happy
 
     async def go() -> tuple[dict[str, int], dict[str, tuple[str, int]]]:
         sent = await send_orders(settings, plan, rate, progress=False)
@@ -71,6 +81,53 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def topic_records(bootstrap: str, prefix: str) -> dict[str, int]:
+    """Records in every topic whose name starts with `prefix` (sum of end offsets),
+    by topic name without the prefix."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        names = sorted(t for t in await consumer.topics() if t.startswith(prefix))
+        parts = [
+            TopicPartition(name, p)
+            for name in names
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        ends = await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
+    totals = dict.fromkeys((name[len(prefix) :] for name in names), 0)
+    for tp, end in ends.items():
+        totals[tp.topic[len(prefix) :]] += end
+    return totals
+
+
+def worker_cpu(system: System) -> dict[str, float]:
+    """CPU seconds so far of every worker process, by service."""
+    used = {}
+    for name, worker in system.workers.items():
+        assert worker.proc is not None
+        used[name] = cpu_seconds(worker.proc.pid)
+    return used
+
+
+def capacity(
+    system: System, cpu_before: dict[str, float], records_before: dict[str, int], sagas: int
+) -> dict[str, Any]:
+    """(A)'s cost per completed saga: CPU ms per service, records per topic."""
+    cpu_after = worker_cpu(system)
+    records_after = asyncio.run(topic_records(system.bootstrap, system.prefix))
+    cpu = {k: round(1000 * (cpu_after[k] - cpu_before[k]) / sagas, 2) for k in cpu_after}
+    records = {
+        topic: round((n - records_before.get(topic, 0)) / sagas, 2)
+        for topic, n in records_after.items()
+        if n > records_before.get(topic, 0)
+    }
+    print(f"(A) CPU ms per saga by service: {cpu}")
+    print(f"(A) records per saga by topic: {records}")
+    return {"cpu_ms_per_saga": cpu, "records_per_saga": records}
 
 
 def compare_tracing(system: System, runs: int, orders: int) -> dict[str, Any]:
@@ -134,8 +191,12 @@ def main() -> int:
         try:
             system.start()
             run_orders(system, 50, 20, seed=1)  # warm-up: connections, caches, JIT-free paths
+            cpu_before = worker_cpu(system)
+            records_before = asyncio.run(topic_records(bootstrap, system.prefix))
             backlog = run_orders(system, args.orders, 100_000, seed=2)
             sustained = drain_rate(backlog)
+            time.sleep(3)  # the end commands (CommitInventory) of the last sagas
+            costs = capacity(system, cpu_before, records_before, len(backlog["completed"]))
             print(
                 f"(A) backlog of {args.orders} orders: {len(backlog['completed'])} completed; "
                 f"sustained {sustained:.1f} sagas/s"
@@ -158,6 +219,8 @@ def main() -> int:
                     "latency_completed": len(paced["completed"]),
                     "latency_ms": {k: round(v, 1) for k, v in lat.items()},
                     "not_completed": backlog["not_completed"][:10] + paced["not_completed"][:10],
+                    "max_lines": MAX_LINES,
+                    **costs,
                 }
             )
         finally:

@@ -10,12 +10,10 @@ partitions: both declare them from here. Faust writes a table change to the chan
 partition of the record being processed, so a participant's commands are keyed by the
 entity whose state they change (the saga definition says which: ``Step.key_field``):
 ``payments.commands`` by customerId (an account and its charges live in its customer's
-partition), ``shipping.commands`` by order id. inventory still takes its commands on ONE
-partition: they are keyed by order id and one order reserves stock of several skus, so
-with several partitions one sku's stock would be written from several partitions and
-restored wrongly (keying by sku needs a saga step that fans out per sku). Every other
-topic (events topics included, keyed by the saga id) has the configured partition count,
-so a saga's inputs are co-partitioned with the saga table that consumes them. A consumed
+partition), ``inventory.commands`` by sku (the saga fans ReserveInventory out, one
+command per sku of an order), ``shipping.commands`` by order id. Every topic but
+``_schemas`` has the configured partition count (events topics included, keyed by the
+saga id), so a saga's inputs are co-partitioned with the saga table that consumes them. A consumed
 topic's retry, due and dead-letter topics have its partitions (partition p of ``<topic>``
 and ``<topic>.retry.due`` belong to the same worker). README "Scaling" says what this
 costs.
@@ -86,15 +84,10 @@ SCHEMAS = Topic("_schemas", single_partition=True, compacted=True)
 
 PARTICIPANTS = ("inventory", "payments", "shipping")
 
-#: Participants whose commands are processed on a single partition (see above).
-SINGLE_PARTITION = frozenset({"inventory"})
-
 
 def participant_commands(service: str) -> Topic:
-    """``<service>.commands`` (one partition for inventory)."""
-    return Topic(
-        f"{service}.commands", single_partition=service in SINGLE_PARTITION, dead_letters=True
-    )
+    """``<service>.commands`` (keyed by the entity the command changes)."""
+    return Topic(f"{service}.commands", dead_letters=True)
 
 
 def participant_events(service: str) -> Topic:

@@ -1,8 +1,11 @@
 """Inventory rules (pure): reserve all lines or none, release, commit.
 
 Conservation: available + reserved + committed of a sku changes only by restocking.
-A reservation is per saga, so reserving again for the same saga changes nothing and
-releasing a saga that holds nothing releases nothing (late or repeated commands).
+A reservation is per saga and per set of skus its command names (the saga sends one
+command per sku: the stock of a sku lives in that sku's partition), so reserving again
+for the same saga and skus changes nothing and releasing what holds nothing releases
+nothing (late or repeated commands). ReleaseInventory and CommitInventory name the skus
+(the items) of the reservation they settle.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class StockLevel:
 
 @dataclass(frozen=True)
 class Reservation:
-    saga_id: str
+    stream: str  # the saga and the skus reserved (reservation_stream)
     lines: tuple[tuple[str, int], ...]  # (sku, quantity), merged per sku
     status: str = RESERVED
 
@@ -67,7 +70,7 @@ def wanted(items: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, int], ...]:
 def reserve(
     levels: Mapping[str, StockLevel],
     existing: Reservation | None,
-    saga_id: str,
+    stream: str,
     items: Iterable[Mapping[str, Any]],
 ) -> tuple[dict[str, StockLevel], Reservation]:
     """New stock levels (only the changed skus) and the reservation; all or nothing."""
@@ -89,7 +92,7 @@ def reserve(
         )
         for sku, quantity in lines
     }
-    return changed, Reservation(saga_id, lines)
+    return changed, Reservation(stream, lines)
 
 
 def _settle(
@@ -132,8 +135,14 @@ def stock_key(sku: str) -> bytes:
 RESERVATION = b"reservation/"
 
 
-def reservation_key(saga_id: str) -> bytes:
-    return RESERVATION + saga_id.encode()
+def reservation_stream(saga_id: str, skus: Iterable[str]) -> str:
+    """A saga's reservation of some skus: ``<saga>/<sku>[,<sku>...]`` (a saga id has no
+    '/'), the stream its events are numbered in."""
+    return f"{saga_id}/{','.join(sorted(set(skus)))}"
+
+
+def reservation_key(stream: str) -> bytes:
+    return RESERVATION + stream.encode()
 
 
 def _level(doc: Mapping[str, Any]) -> StockLevel:
@@ -144,12 +153,12 @@ def _reservation(doc: Mapping[str, Any] | None) -> Reservation | None:
     if doc is None:
         return None
     lines = tuple((str(sku), int(quantity)) for sku, quantity in doc["lines"])
-    return Reservation(doc["sagaId"], lines, doc["status"])
+    return Reservation(doc["stream"], lines, doc["status"])
 
 
 def _reservation_doc(reservation: Reservation) -> dict[str, Any]:
     return {
-        "sagaId": reservation.saga_id,
+        "stream": reservation.stream,
         "lines": [list(line) for line in reservation.lines],
         "status": reservation.status,
     }
@@ -188,13 +197,22 @@ class InventoryRules:
             return list(command.data.get("stock", {}))
         if command.command_type == "ReserveInventory":
             return [sku for sku, _ in wanted(_items(command.data))]
-        held = _reservation(tables["records"].get(reservation_key(command.aggregate_id)))
+        held = _reservation(tables["records"].get(reservation_key(self.stream(command))))
         return [sku for sku, _ in held.lines] if held else []
 
+    def stream(self, command: Command) -> str:
+        """The reservation a saga command is about: the saga and its items' skus (a
+        seed, or a command without items: the aggregate; decide rejects the latter)."""
+        try:
+            items = _items(command.data)
+        except SchemaError:
+            return command.aggregate_id
+        return reservation_stream(command.aggregate_id, (str(i["sku"]) for i in items))
+
     def decide(self, tables: Tables, command: Command) -> Reaction:
-        kind, saga = command.command_type, command.aggregate_id
+        kind = command.command_type
         levels = self._levels(tables, self._skus(tables, command))
-        held = _reservation(tables["records"].get(reservation_key(saga)))
+        stream = self.stream(command)
         if kind == "SeedInventory":
             stock = command.data.get("stock")
             if not isinstance(stock, dict):
@@ -202,9 +220,13 @@ class InventoryRules:
             changed = seed(levels, {str(k): int(v) for k, v in stock.items()})
             writes = tuple(("entities", stock_key(s), lv.to_view()) for s, lv in changed.items())
             return Reaction(None, writes=writes)
+        if kind not in ("ReserveInventory", "ReleaseInventory", "CommitInventory"):
+            raise UnknownCommand(f"unknown commandType {kind!r} for inventory")
+        items = _items(command.data)  # a saga command names its skus
+        held = _reservation(tables["records"].get(reservation_key(stream)))
         if kind == "ReserveInventory":
             try:
-                changed, reservation = reserve(levels, held, saga, _items(command.data))
+                changed, reservation = reserve(levels, held, stream, items)
             except ReservationFailed as exc:
                 shortages = {
                     sku: {"wanted": w, "available": a} for sku, (w, a) in exc.shortages.items()
@@ -217,13 +239,11 @@ class InventoryRules:
                 {"lines": _lines_view(reservation.lines)},
                 self._writes(changed, reservation),
             )
-        if kind in ("ReleaseInventory", "CommitInventory"):
-            settle = release if kind == "ReleaseInventory" else commit
-            changed, after = settle(levels, held)
-            moved = after.lines if changed and after is not None else ()
-            event = "InventoryReleased" if kind == "ReleaseInventory" else "InventoryCommitted"
-            return Reaction(event, {"lines": _lines_view(moved)}, self._writes(changed, after))
-        raise UnknownCommand(f"unknown commandType {kind!r} for inventory")
+        settle = release if kind == "ReleaseInventory" else commit
+        changed, after = settle(levels, held)
+        moved = after.lines if changed and after is not None else ()
+        event = "InventoryReleased" if kind == "ReleaseInventory" else "InventoryCommitted"
+        return Reaction(event, {"lines": _lines_view(moved)}, self._writes(changed, after))
 
     @staticmethod
     def _writes(
@@ -232,16 +252,16 @@ class InventoryRules:
         writes = [("entities", stock_key(sku), level.to_view()) for sku, level in changed.items()]
         if reservation is not None:
             writes.append(
-                ("records", reservation_key(reservation.saga_id), _reservation_doc(reservation))
+                ("records", reservation_key(reservation.stream), _reservation_doc(reservation))
             )
         return tuple(writes)
 
     def touched(self, tables: Tables, command: Command) -> list[tuple[str, bytes]]:
         keys = [("entities", stock_key(sku)) for sku in self._skus(tables, command)]
-        return [*keys, ("records", reservation_key(command.aggregate_id))]
+        return [*keys, ("records", reservation_key(self.stream(command)))]
 
-    def saga_records(self, saga_id: str) -> tuple[bytes, ...]:
-        return (reservation_key(saga_id),)
+    def saga_records(self, stream: str) -> tuple[bytes, ...]:
+        return (reservation_key(stream),)
 
     def closed(self, key: bytes, value: Any) -> bool:
         """A released or committed reservation holds no units: nothing can change it."""
@@ -254,5 +274,5 @@ def _items(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         isinstance(i, dict) and isinstance(i.get("sku"), str) and isinstance(i.get("quantity"), int)
         for i in items
     ):
-        raise SchemaError("ReserveInventory needs data.items [{sku, quantity}]")
+        raise SchemaError("an inventory command needs data.items [{sku, quantity}]")
     return items

@@ -1,4 +1,8 @@
-"""The inventory service's routes: GET /inventory, GET /inventory/{sku}."""
+"""The inventory service's routes: GET /inventory, GET /inventory/{sku}.
+
+Stock lives in its sku's partition (inventory commands are keyed by sku): one sku is
+forwarded to its owner, the list is gathered (participant.views).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,23 @@ from typing import Any
 from faust.web import Request
 
 from streamapp.app import app
-from streamapp.inventory.agents import LISTING_KEY, seeds, service, stock
+from streamapp.inventory.agents import seeds, service, stock
 from streamapp.inventory.rules import stock_key
+from streamapp.participant.views import gathered
 from streamapp.web.views import ServiceView, ready_only
 
 
 @app.page("/inventory")
 class InventoryView(ServiceView):
-    @app.table_route(table=stock, exact_key=LISTING_KEY)
     @ready_only
     async def get(self, request: Request) -> Any:
-        skus = sorted(seeds.stock)  # only seeded skus exist
-        return self.json({"items": service.entities(stock_key(sku) for sku in skus)})
+        skus = seeds.stock  # only seeded skus exist
+        return await gathered(self, request, "/inventory", service, skus, stock_key, "items", "sku")
 
 
 @app.page("/inventory/{sku}")
 class StockView(ServiceView):
-    @app.table_route(table=stock, exact_key=LISTING_KEY)  # one partition: any key routes
+    @app.table_route(table=stock, match_info="sku")
     @ready_only
     async def get(self, request: Request, sku: str) -> Any:
         level = service.entity(stock_key(sku))

@@ -32,10 +32,11 @@ between leaves the entry to be processed again). Settling keeps the value under 
   cancelled shipment). An *open* one (units still reserved, money still charged) is live
   state a later command of its saga needs (a release, a refund), however late: it is
   kept, and goes when a later command that closes it has its own answer expire;
-- a saga's event counter (``seq/<saga>``), once no record of its saga at this service
-  is open or stamped by another command (``Rules.saga_records``): it is settled after
-  the saga's other keys and kept while one is, so the versions of a saga's events never
-  restart while the saga can still get answers.
+- a stream's event counter (``seq/<stream>``, ``Rules.stream``: the saga, or at a
+  fan-out participant the saga's branch), once no record of its stream is open or
+  stamped by another command (``Rules.saga_records``): it is settled after the stream's
+  other keys and kept while one is, so the versions of a stream's events never restart
+  while the saga can still get answers.
 
 So the rule stays exact and needs no clock; a command id repeated within the window is a
 duplicate, and after it is decided again. A crash between any two writes of an expiry
@@ -152,9 +153,15 @@ class Rules(Protocol):
     def touched(self, tables: Tables, command: Command) -> Iterable[tuple[str, bytes]]:
         """The (table role, key) pairs a command writes (to rewrite on redelivery)."""
 
-    def saga_records(self, saga_id: str) -> Iterable[bytes]:
+    def stream(self, command: Command) -> str:
+        """The stream a saga command belongs to, whose events are numbered 1, 2, ...:
+        the saga id, or at a service that gets one command per branch of a saga (one
+        per sku), the saga and the branch. All of a stream's commands share a record key,
+        so a stream lives in one partition and its numbers never collide."""
+
+    def saga_records(self, stream: str) -> Iterable[bytes]:
         """The keys (role ``records``) of the per-saga records this service keeps for a
-        saga: its event counter stays while one of them is open."""
+        stream: its event counter stays while one of them is open."""
 
     def closed(self, key: bytes, value: Any) -> bool:
         """Whether a per-saga record's value is final (no command of its saga needs it any
@@ -178,8 +185,8 @@ def answer_key(command_id: str) -> bytes:
 SEQUENCE = b"seq/"
 
 
-def _sequence_key(saga_id: str) -> bytes:
-    return SEQUENCE + saga_id.encode()
+def _sequence_key(stream: str) -> bytes:
+    return SEQUENCE + stream.encode()
 
 
 def _is_counter(key: bytes) -> bool:
@@ -222,8 +229,8 @@ class ParticipantHandler:
         writes = list(reaction.writes)
         event = None
         if reaction.event_type is not None:
-            # Events of one saga at this participant are numbered 1, 2, ... (version).
-            sequence = _sequence_key(command.aggregate_id)
+            # Events of one stream (saga) at this participant are numbered 1, 2, ...
+            sequence = _sequence_key(self.rules.stream(command))
             version = int(before["records"].get(sequence) or 0) + 1
             writes.append(("records", sequence, version))
             event = self._event(command, reaction, version)
@@ -289,12 +296,12 @@ class ParticipantHandler:
             table[key] = {VALUE: value, BY: None, BEFORE: None}
 
     def _settle_counter(self, key: bytes, command_id: str) -> None:
-        """A saga's event counter goes with the last of the saga's records to close."""
+        """A stream's event counter goes with the last of the stream's records to close."""
         stored = self.records.get(key)
         if stored is None or stored[BY] != command_id:
             return
-        saga_id = key[len(SEQUENCE) :].decode()
-        kept = any(self._holds(k, command_id) for k in self.rules.saga_records(saga_id))
+        stream = key[len(SEQUENCE) :].decode()
+        kept = any(self._holds(k, command_id) for k in self.rules.saga_records(stream))
         if kept and stored[VALUE] is not None:
             self.records[key] = {VALUE: stored[VALUE], BY: None, BEFORE: None}
         else:

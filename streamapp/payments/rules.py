@@ -199,6 +199,9 @@ class PaymentRules:
             keys += [("entities", account_key(c)) for c in command.data.get("limits", {})]
         return keys
 
+    def stream(self, command: Command) -> str:
+        return command.aggregate_id  # one command of each kind per saga
+
     def saga_records(self, saga_id: str) -> tuple[bytes, ...]:
         return (payment_key(saga_id),)
 

@@ -10,6 +10,12 @@ value keys its commands (``key_field``): the forward command and its compensatio
 the same key, land in that entity's partition, and find there what the other wrote
 (RefundPayment finds the charge of ProcessPayment). Without one, commands are keyed by
 the saga id. Participants' answers are always keyed by the saga id.
+
+Fan-out. A command that changes several entities (an order's stock of several skus)
+would write to several partitions' state from one; a fan-out step (``FanOut``) sends one
+command per entity instead: the saga data's item list grouped by an item field, each
+group a *branch* keyed by its value and carrying only its items. The step succeeds when
+every branch has, and fails on the first failure; see :mod:`streamapp.saga.machine`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,34 @@ class Compensation:
 
 
 @dataclass(frozen=True)
+class FanOut:
+    """Split a step's command per group of ``data[items]`` by ``item[group_by]``."""
+
+    group_by: str
+    items: str = "items"
+
+    def branches(
+        self, saga_id: str, data: Mapping[str, Any]
+    ) -> tuple[tuple[str, dict[str, Any]], ...]:
+        """(record key, command data) per branch, in key order: the data with only the
+        group's items. Data without a well-formed item list is one branch keyed by the
+        saga id carrying the data as it is (the receiver rejects it, as it would
+        without fan-out)."""
+        items = data.get(self.items)
+        groups: dict[str, list[Any]] = {}
+        if isinstance(items, list):
+            for item in items:
+                value = item.get(self.group_by) if isinstance(item, dict) else None
+                if not isinstance(value, str) or not value:
+                    groups = {}
+                    break
+                groups.setdefault(value, []).append(item)
+        if not groups:
+            return ((saga_id, dict(data)),)
+        return tuple((key, {**data, self.items: groups[key]}) for key in sorted(groups))
+
+
+@dataclass(frozen=True)
 class Step:
     """One forward step: the command to send, where, and which events settle it.
 
@@ -40,7 +74,9 @@ class Step:
     (see :meth:`SagaDefinition.resend_after`).
     ``with_data``: whether the command carries the saga data (the order).
     ``key_field``: the saga data field whose value is the record key of the step's
-    commands, forward and compensation (see the module docstring); None: the saga id."""
+    commands, forward and compensation (see the module docstring); None: the saga id.
+    ``fan_out``: one command per branch (see the module docstring), keyed by the
+    branch; excludes ``key_field`` and needs a timeout (a branch may never answer)."""
 
     name: str
     command: str
@@ -51,6 +87,7 @@ class Step:
     compensation: Compensation | None = None
     with_data: bool = True
     key_field: str | None = None
+    fan_out: FanOut | None = None
 
     def __post_init__(self) -> None:
         if self.succeeded_by & self.failed_by:
@@ -60,6 +97,10 @@ class Step:
         if self.key_field is not None and not self.with_data:
             # The command would not carry the value it is keyed by.
             raise ValueError(f"step {self.name}: a key_field needs with_data")
+        if self.fan_out is not None and (
+            self.key_field is not None or self.timeout_ms is None or not self.with_data
+        ):
+            raise ValueError(f"step {self.name}: a fan-out needs a timeout and data, no key_field")
 
     def record_key(self, saga_id: str, data: Mapping[str, Any]) -> str:
         """The record key of this step's commands for a saga with `data`: the value of
@@ -83,6 +124,9 @@ class EndCommand:
     command: str
     topic: str
     confirmed_by: frozenset[str] = frozenset()
+    #: The fan-out step whose branches it follows: one command per branch, keyed and
+    #: carrying data as the branch's (CommitInventory per sku), each confirmed alone.
+    per_branch_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +167,10 @@ class SagaDefinition:
         if len(set(names)) != len(names):
             raise ValueError(f"step names must be unique: {names}")
         object.__setattr__(self, "step_index", {n: i for i, n in enumerate(names)})
+        for end in (self.on_completed, self.on_compensated):
+            following = end.per_branch_of if end is not None else None
+            if end is not None and following is not None and self.step(following).fan_out is None:
+                raise ValueError(f"{end.command}: {end.per_branch_of} is not a fan-out step")
 
     def step(self, name: str) -> Step:
         return self.steps[self.step_index[name]]
@@ -149,9 +197,10 @@ def participant_step(
     undone: str,
     timeout_ms: int,
     key_field: str | None = None,
+    fan_out: FanOut | None = None,
 ) -> Step:
     """A step served by a participant on ``<service>.commands``, undone by `undo`; its
-    commands keyed by the saga data's `key_field` (None: by the saga id)."""
+    commands keyed by the saga data's `key_field` (None: by the saga id), or fanned out."""
     return Step(
         name=command,
         command=command,
@@ -161,6 +210,7 @@ def participant_step(
         timeout_ms=timeout_ms,
         compensation=Compensation(undo, frozenset({undone})),
         key_field=key_field,
+        fan_out=fan_out,
     )
 
 
@@ -172,8 +222,10 @@ def order_fulfillment(
 ) -> SagaDefinition:
     """ReserveInventory -> ProcessPayment -> ScheduleShipment -> ConfirmOrder.
 
-    Payments commands are keyed by the order's customerId, the others by the order id
-    (ReserveInventory on its one partition; see streamapp.topics).
+    ReserveInventory fans out: one command per sku of the order, keyed by the sku (the
+    stock of a sku lives in its partition), as do its ReleaseInventory and the
+    CommitInventory at the end. Payments commands are keyed by the order's customerId,
+    shipping's by the order id.
 
     Confirming the order is the last step, not a fire-and-forget end: a client's
     CancelOrder that reaches the order first makes ConfirmOrder fail (the order is no
@@ -193,6 +245,7 @@ def order_fulfillment(
                 "ReleaseInventory",
                 "InventoryReleased",
                 timeout,
+                fan_out=FanOut(group_by="sku"),  # stock lives in its sku's partition
             ),
             participant_step(
                 "payments",
@@ -227,6 +280,7 @@ def order_fulfillment(
             "CommitInventory",
             topics.participant_commands("inventory").name,
             frozenset({"InventoryCommitted"}),
+            per_branch_of="ReserveInventory",
         ),
         on_compensated=EndCommand(
             "CancelOrder", topics.ORDERS_COMMANDS.name, frozenset({"OrderCancelled"})

@@ -8,6 +8,14 @@ Late replies: a step that timed out or was running when the client cancelled kee
 ``outcome_pending``. If it later succeeds, its compensation is sent then (the saga's
 terminal state does not change); if it later fails, nothing is left to undo.
 
+Fan-out steps (``Step.fan_out``, one command per branch: ReserveInventory per sku)
+succeed when every branch has and fail on the first failure. Compensation then undoes
+exactly the branches that succeeded; a branch whose answer is still unknown (the step
+failed, timed out or was cancelled meanwhile) is undone when its success arrives, like a
+late success of a single step. Undoing it before its answer could race the command it
+undoes: a release processed before its reservation (e.g. the reservation waiting in a
+retry topic) would release nothing and leave the units reserved for good.
+
 Nothing is fire-and-forget: a step without a timeout (ConfirmOrder) and the end command
 (CommitInventory / CancelOrder) are re-sent on their deadlines until answered, so a
 command dead-lettered by its receiver does not leave the saga waiting for ever or its
@@ -43,6 +51,29 @@ AWAITING, CONFIRMED = "AWAITING", "CONFIRMED"
 
 
 @dataclass(frozen=True)
+class BranchState:
+    """One branch of a fan-out step: its record key (the sku) and its status: RUNNING
+    (no answer yet), SUCCEEDED, FAILED, COMPENSATING, COMPENSATED, COMPENSATION_FAILED.
+    Its command ids are derived from the key (``branch_id``)."""
+
+    key: str
+    status: str = RUNNING
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "status": self.status}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> BranchState:
+        return cls(str(doc["key"]), str(doc["status"]))
+
+
+def branch_id(saga_id: str, name: str, kind: str, key: str) -> str:
+    """The id of a branch's command: `name` a step (kind forward|compensate) or an end
+    command (kind "end")."""
+    return derived_id(saga_id, name, kind, key)
+
+
+@dataclass(frozen=True)
 class StepState:
     name: str
     status: str = PENDING
@@ -55,6 +86,16 @@ class StepState:
     # When the command now awaited was first sent: the forward command while RUNNING, the
     # compensation while COMPENSATING (streamapp_saga_step_seconds). None: before it.
     sent_ms: int | None = None
+    branches: tuple[BranchState, ...] = ()  # a fan-out step's, once it runs
+
+    def branch(self, key: str) -> BranchState:
+        return next(b for b in self.branches if b.key == key)
+
+    def with_branch(self, new: BranchState) -> StepState:
+        return replace(self, branches=tuple(new if b.key == new.key else b for b in self.branches))
+
+    def keys(self, status: str) -> tuple[str, ...]:
+        return tuple(b.key for b in self.branches if b.status == status)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +108,7 @@ class StepState:
             "outcomePending": self.outcome_pending,
             "resends": self.resends,
             "sentMs": self.sent_ms,
+            "branches": [b.to_dict() for b in self.branches],
         }
 
     @classmethod
@@ -81,6 +123,7 @@ class StepState:
             bool(doc.get("outcomePending")),
             int(doc.get("resends", 0)),
             doc.get("sentMs"),
+            tuple(BranchState.from_dict(b) for b in doc.get("branches", ())),
         )
 
 
@@ -95,6 +138,7 @@ class EndState:
     command_id: str | None = None
     sends: int = 0
     deadline_ms: int | None = None
+    confirmed: tuple[str, ...] = ()  # a per-branch end command: the branches confirmed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +147,7 @@ class EndState:
             "commandId": self.command_id,
             "sends": self.sends,
             "deadlineMs": self.deadline_ms,
+            "confirmed": list(self.confirmed),
         }
 
     @classmethod
@@ -113,6 +158,7 @@ class EndState:
             doc.get("commandId"),
             int(doc.get("sends", 0)),
             doc.get("deadlineMs"),
+            tuple(str(k) for k in doc.get("confirmed", ())),
         )
 
 
@@ -236,8 +282,8 @@ class SagaMachine:
             correlation_id,
             now_ms,
         )
-        state, command = self._run(state, first, now_ms)
-        return Transition(state, (command,), (SagaEvent("SagaStarted", {"data": dict(data)}),))
+        state, commands = self._run(state, first, now_ms)
+        return Transition(state, commands, (SagaEvent("SagaStarted", {"data": dict(data)}),))
 
     def never_started(
         self, saga_id: str, reason: str, correlation_id: str, now_ms: int
@@ -275,6 +321,12 @@ class SagaMachine:
             return Transition(state)
         for step in self.definition.steps:
             current = state.step(step.name)
+            if step.fan_out is not None:
+                if current.branches:
+                    hit = self._on_branch_event(state, step, event_type, causation_id, now_ms)
+                    if hit is not None:
+                        return hit
+                continue
             if causation_id == current.command_id:
                 if event_type in step.succeeded_by:
                     return self._succeeded(state, step, now_ms)
@@ -287,9 +339,13 @@ class SagaMachine:
                 if event_type in compensation.failed_by:
                     return Transition(state)  # retried when its deadline passes
         end = state.end
-        if end is not None and end.status == AWAITING and causation_id == end.command_id:
+        if end is not None and end.status == AWAITING:
             definition = self.definition.end_command(end.command)
-            if definition is not None and event_type in definition.confirmed_by:
+            if definition is None or event_type not in definition.confirmed_by:
+                return Transition(state)
+            if definition.per_branch_of is not None:
+                return Transition(self._confirm_end_branch(state, definition, causation_id, now_ms))
+            if causation_id == end.command_id:
                 return Transition(self._confirm_end(state, now_ms))
         return Transition(state)
 
@@ -371,7 +427,13 @@ class SagaMachine:
         commands: list[SagaCommand] = []
         for step in self.definition.steps:
             current = state.step(step.name)
-            if current.status == RUNNING and current.command_id is not None:
+            if step.fan_out is not None:
+                if current.status == RUNNING:
+                    commands += self._branch_commands(state, step, current.keys(RUNNING))
+                elif current.status == STEP_COMPENSATING:
+                    keys = current.keys(STEP_COMPENSATING)
+                    commands += self._branch_commands(state, step, keys, compensate=True)
+            elif current.status == RUNNING and current.command_id is not None:
                 commands.append(self._forward_command(state, step, current.command_id))
             elif (
                 current.status == STEP_COMPENSATING
@@ -407,19 +469,105 @@ class SagaMachine:
         return replace(transition, state=state)
 
     # -- forward -----------------------------------------------------------------------
-    def _run(self, state: SagaState, step: Step, now_ms: int) -> tuple[SagaState, SagaCommand]:
-        command_id = derived_id(state.saga_id, step.name, "forward")
+    def _run(
+        self, state: SagaState, step: Step, now_ms: int
+    ) -> tuple[SagaState, tuple[SagaCommand, ...]]:
         wait = step.timeout_ms if step.timeout_ms is not None else self.definition.resend_after(1)
         running = replace(
-            state.step(step.name),
-            status=RUNNING,
-            command_id=command_id,
-            deadline_ms=now_ms + wait,
-            sent_ms=now_ms,
+            state.step(step.name), status=RUNNING, deadline_ms=now_ms + wait, sent_ms=now_ms
         )
+        if step.fan_out is not None:
+            keys = tuple(key for key, _ in step.fan_out.branches(state.saga_id, state.data))
+            running = replace(running, branches=tuple(BranchState(key) for key in keys))
+            state = state.with_step(running, current_step=step.name, updated_ms=now_ms)
+            return state, self._branch_commands(state, step, keys)
+        command_id = derived_id(state.saga_id, step.name, "forward")
+        running = replace(running, command_id=command_id)
         return state.with_step(running, current_step=step.name, updated_ms=now_ms), (
-            self._forward_command(state, step, command_id)
+            self._forward_command(state, step, command_id),
         )
+
+    # -- fan-out branches ----------------------------------------------------------------
+    @staticmethod
+    def _branch_commands(
+        state: SagaState, step: Step, keys: tuple[str, ...], compensate: bool = False
+    ) -> tuple[SagaCommand, ...]:
+        """The forward commands (or compensations) of a fan-out step's branches `keys`:
+        each keyed by its branch and carrying only its items."""
+        assert step.fan_out is not None
+        data = dict(step.fan_out.branches(state.saga_id, state.data))
+        if compensate:
+            assert step.compensation is not None
+            kind, command_type = "compensate", step.compensation.command
+        else:
+            kind, command_type = "forward", step.command
+        return tuple(
+            SagaCommand(
+                branch_id(state.saga_id, step.name, kind, key),
+                command_type,
+                step.topic,
+                state.saga_id,
+                data.get(key, {}),
+                key,
+            )
+            for key in keys
+        )
+
+    def _on_branch_event(
+        self, state: SagaState, step: Step, event_type: str, causation_id: str, now_ms: int
+    ) -> Transition | None:
+        """An answer to a branch's command of `step`; None: it answers none of them."""
+        current = state.step(step.name)
+        for branch in current.branches:
+            if causation_id == branch_id(state.saga_id, step.name, "forward", branch.key):
+                if event_type in step.succeeded_by:
+                    return self._branch_succeeded(state, step, branch, now_ms)
+                if event_type in step.failed_by:
+                    return self._branch_failed(state, step, branch, event_type, now_ms)
+                return Transition(state)
+            if causation_id == branch_id(state.saga_id, step.name, "compensate", branch.key):
+                compensation = step.compensation
+                if compensation is not None and event_type in compensation.confirmed_by:
+                    return self._branch_compensated(state, step, branch, now_ms)
+                return Transition(state)  # a failed compensation: retried on the deadline
+        return None
+
+    def _branch_succeeded(
+        self, state: SagaState, step: Step, branch: BranchState, now_ms: int
+    ) -> Transition:
+        if branch.status != RUNNING:
+            return Transition(state)  # a duplicate answer
+        current = state.step(step.name).with_branch(replace(branch, status=SUCCEEDED))
+        state = state.with_step(current, updated_ms=now_ms)
+        if current.status == RUNNING and state.state in (STARTED, EXECUTING):
+            if all(b.status == SUCCEEDED for b in current.branches):
+                return self._succeeded(state, step, now_ms)
+            return Transition(state)
+        # a late success (the step failed, timed out or was abandoned): undo it now
+        return self._compensate(state, step, now_ms, (branch.key,))
+
+    def _branch_failed(
+        self, state: SagaState, step: Step, branch: BranchState, event_type: str, now_ms: int
+    ) -> Transition:
+        if branch.status != RUNNING:
+            return Transition(state)
+        current = state.step(step.name).with_branch(replace(branch, status=STEP_FAILED))
+        if current.status == RUNNING and state.state in (STARTED, EXECUTING):
+            failed = replace(current, status=STEP_FAILED, deadline_ms=None)
+            state = state.with_step(failed, updated_ms=now_ms)
+            return self._begin_compensation(state, f"{step.name}: {event_type}", now_ms)
+        return Transition(state.with_step(current, updated_ms=now_ms))  # nothing to undo
+
+    def _branch_compensated(
+        self, state: SagaState, step: Step, branch: BranchState, now_ms: int
+    ) -> Transition:
+        if branch.status != STEP_COMPENSATING:
+            return Transition(state)  # a duplicate confirmation
+        current = state.step(step.name).with_branch(replace(branch, status=STEP_COMPENSATED))
+        state = state.with_step(current, updated_ms=now_ms)
+        if current.keys(STEP_COMPENSATING):
+            return Transition(state)  # the step waits for its other branches
+        return self._compensated(state, step, now_ms)
 
     @staticmethod
     def _step_command(
@@ -446,10 +594,10 @@ class SagaMachine:
             completed = SagaEvent("SagaStepCompleted", {"step": step.name})
             index = self.definition.step_index[step.name]
             if index + 1 < len(self.definition.steps):
-                state, command = self._run(
+                state, commands = self._run(
                     replace(state, state=EXECUTING), self.definition.steps[index + 1], now_ms
                 )
-                return Transition(state, (command,), (completed,))
+                return Transition(state, commands, (completed,))
             state = replace(state, state=COMPLETED, current_step=None)
             state, end = self._end(state, self.definition.on_completed, now_ms)
             return Transition(state, end, (completed, SagaEvent("SagaCompleted", {})))
@@ -483,7 +631,13 @@ class SagaMachine:
     def _compensate_next(self, state: SagaState, now_ms: int) -> Transition:
         """Compensate the last SUCCEEDED step; none left: the saga is COMPENSATED."""
         for step in reversed(self.definition.steps):
-            if state.step(step.name).status == SUCCEEDED and step.compensation is not None:
+            if step.compensation is None:
+                continue
+            current = state.step(step.name)
+            if step.fan_out is not None:
+                if current.status != STEP_COMPENSATING and current.keys(SUCCEEDED):
+                    return self._compensate(state, step, now_ms)
+            elif current.status == SUCCEEDED:
                 return self._compensate(state, step, now_ms)
         if state.state != COMPENSATING:
             return Transition(state)
@@ -491,28 +645,41 @@ class SagaMachine:
         state, end = self._end(state, self.definition.on_compensated, now_ms)
         return Transition(state, end, (SagaEvent("SagaCompensated", {"reason": state.reason}),))
 
-    def _compensate(self, state: SagaState, step: Step, now_ms: int) -> Transition:
+    def _compensate(
+        self, state: SagaState, step: Step, now_ms: int, keys: tuple[str, ...] | None = None
+    ) -> Transition:
+        """Undo a succeeded step; a fan-out step: its branches `keys` (default: every
+        succeeded one). The step's attempts and deadline start again: a branch joining a
+        compensation in progress gets its full number of tries."""
         assert step.compensation is not None
-        command_id = derived_id(state.saga_id, step.name, "compensate")
         current = replace(
             state.step(step.name),
             status=STEP_COMPENSATING,
-            compensation_id=command_id,
             attempts=1,
             deadline_ms=now_ms + self.definition.compensation_timeout_ms,
             sent_ms=now_ms,
         )
         if state.state == COMPENSATING:
             state = replace(state, current_step=step.name)
+        if step.fan_out is not None:
+            undo = current.keys(SUCCEEDED) if keys is None else keys
+            for key in undo:
+                current = current.with_branch(BranchState(key, STEP_COMPENSATING))
+            state = state.with_step(current, updated_ms=now_ms)
+            return Transition(state, self._branch_commands(state, step, undo, compensate=True))
+        command_id = derived_id(state.saga_id, step.name, "compensate")
+        current = replace(current, compensation_id=command_id)
         command = self._step_command(state, step, command_id, step.compensation.command)
         return Transition(state.with_step(current, updated_ms=now_ms), (command,))
 
     def _retry_compensation(
         self, state: SagaState, step: Step, current: StepState, now_ms: int
     ) -> Transition:
-        assert step.compensation is not None and current.compensation_id is not None
+        assert step.compensation is not None
         if current.attempts >= self.definition.max_compensation_attempts:
             gave_up = replace(current, status=COMPENSATION_FAILED, deadline_ms=None)
+            for key in current.keys(STEP_COMPENSATING):
+                gave_up = gave_up.with_branch(BranchState(key, COMPENSATION_FAILED))
             state = state.with_step(gave_up, updated_ms=now_ms)
             if state.state == FAILED:
                 return Transition(state)
@@ -526,10 +693,15 @@ class SagaMachine:
             attempts=current.attempts + 1,
             deadline_ms=now_ms + self.definition.compensation_timeout_ms,
         )
+        state = state.with_step(again, updated_ms=now_ms)
+        if step.fan_out is not None:
+            keys = current.keys(STEP_COMPENSATING)
+            return Transition(state, self._branch_commands(state, step, keys, compensate=True))
+        assert current.compensation_id is not None
         command = self._step_command(
             state, step, current.compensation_id, step.compensation.command
         )
-        return Transition(state.with_step(again, updated_ms=now_ms), (command,))
+        return Transition(state, (command,))
 
     def _compensated(self, state: SagaState, step: Step, now_ms: int) -> Transition:
         current = state.step(step.name)
@@ -556,7 +728,7 @@ class SagaMachine:
             tracked = EndState(
                 end.command,
                 AWAITING,
-                derived_id(state.saga_id, end.command),
+                None if end.per_branch_of else derived_id(state.saga_id, end.command),
                 sends=1,
                 deadline_ms=now_ms + self.definition.resend_after(1),
             )
@@ -571,11 +743,46 @@ class SagaMachine:
             end = self.definition.end_command(state.end.command)
         if end is None:
             return ()
+        reason = {"reason": state.reason} if state.reason else {}
+        if end.per_branch_of is not None:
+            step = self.definition.step(end.per_branch_of)
+            assert step.fan_out is not None
+            data = dict(step.fan_out.branches(state.saga_id, state.data))
+            confirmed = state.end.confirmed if state.end is not None else ()
+            return tuple(
+                SagaCommand(
+                    branch_id(state.saga_id, end.command, "end", b.key),
+                    end.command,
+                    end.topic,
+                    state.saga_id,
+                    {**data.get(b.key, {}), **reason},
+                    b.key,
+                )
+                for b in state.step(step.name).branches
+                if b.status == SUCCEEDED and b.key not in confirmed
+            )
         command_id = derived_id(state.saga_id, end.command)
-        data = {"reason": state.reason} if state.reason else {}
         return (
-            SagaCommand(command_id, end.command, end.topic, state.saga_id, data, state.saga_id),
+            SagaCommand(command_id, end.command, end.topic, state.saga_id, reason, state.saga_id),
         )
+
+    def _confirm_end_branch(
+        self, state: SagaState, end: EndCommand, causation_id: str, now_ms: int
+    ) -> SagaState:
+        """A per-branch end command's branch is confirmed; all of them: the end is."""
+        assert state.end is not None and end.per_branch_of is not None
+        keys = state.step(end.per_branch_of).keys(SUCCEEDED)
+        for key in keys:
+            if key not in state.end.confirmed and causation_id == branch_id(
+                state.saga_id, end.command, "end", key
+            ):
+                confirmed = (*state.end.confirmed, key)
+                if set(keys) <= set(confirmed):
+                    return self._confirm_end(state, now_ms)
+                return replace(
+                    state, end=replace(state.end, confirmed=confirmed), updated_ms=now_ms
+                )
+        return state
 
     def _confirm_end(self, state: SagaState, now_ms: int) -> SagaState:
         assert state.end is not None

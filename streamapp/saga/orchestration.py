@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from streamapp.messages import Command, Event, derived_id, iso_from_millis
-from streamapp.saga.machine import SagaMachine, SagaState, Transition
+from streamapp.saga.machine import SagaMachine, SagaState, Transition, branch_id
 
 ORDERS, TIMEOUTS = "orders", "timeouts"
 
@@ -200,6 +200,15 @@ def view(record: SagaRecord) -> dict[str, Any]:
                 "compensationAttempts": s.attempts,
                 "resends": s.resends,
                 "deadline": iso_from_millis(s.deadline_ms) if s.deadline_ms else None,
+                "branches": [
+                    {
+                        "key": b.key,
+                        "status": b.status,
+                        "commandId": branch_id(state.saga_id, s.name, "forward", b.key),
+                        "compensationId": branch_id(state.saga_id, s.name, "compensate", b.key),
+                    }
+                    for b in s.branches
+                ],
             }
             for s in state.steps
         ],
@@ -211,6 +220,7 @@ def view(record: SagaRecord) -> dict[str, Any]:
             "commandId": state.end.command_id,
             "sends": state.end.sends,
             "deadline": iso_from_millis(state.end.deadline_ms) if state.end.deadline_ms else None,
+            "confirmed": list(state.end.confirmed),
         },
         "expiresAt": iso_from_millis(state.expires_ms) if state.expires_ms else None,
         "data": dict(state.data),

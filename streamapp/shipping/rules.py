@@ -74,6 +74,9 @@ class ShippingRules:
     def touched(self, tables: Tables, command: Command) -> list[tuple[str, bytes]]:
         return [("records", shipment_key(command.aggregate_id))]
 
+    def stream(self, command: Command) -> str:
+        return command.aggregate_id  # one command of each kind per saga
+
     def saga_records(self, saga_id: str) -> tuple[bytes, ...]:
         return (shipment_key(saga_id),)
 

@@ -52,9 +52,11 @@ EXPECTED = {
 #: does not turn them into stock-outs or declined payments.
 AMPLE_STOCK = 1000
 AMPLE_CREDIT = Decimal(1000)
-#: Unit prices of happy lines: at most 3 lines x 3 units x 49.99 < AMPLE_CREDIT.
+#: Unit prices of happy lines: at most 4 lines x 3 units x 49.99 < AMPLE_CREDIT.
 PRICES = ("4.99", "9.99", "19.99", "49.99")
 CREDIT_PRICE = "9.99"
+#: Happy orders have 1..MAX_LINES skus (one inventory command each).
+MAX_LINES = 4
 MAX_CANCEL_DELAY_MS = 300
 UNSHIPPABLE = ("XX", "ZZ", "QQ", "XY")
 #: Floating-point slack when fractions like 0.1 x 10 are summed.
@@ -168,8 +170,10 @@ def _address(country: str, n: int) -> dict[str, str]:
     return {"country": country, "city": "Loadville", "line1": f"{n} Generator Street"}
 
 
-def _happy_data(rng: random.Random, cat: _Catalogue, n: int) -> dict[str, Any]:
-    skus = rng.sample(cat.ample_skus, min(rng.randint(1, 3), len(cat.ample_skus)))
+def _happy_data(
+    rng: random.Random, cat: _Catalogue, n: int, max_lines: int = MAX_LINES
+) -> dict[str, Any]:
+    skus = rng.sample(cat.ample_skus, min(rng.randint(1, max_lines), len(cat.ample_skus)))
     return {
         "customerId": rng.choice(cat.rich_customers),
         "items": [
@@ -220,9 +224,15 @@ def _unshippable(countries: Collection[str]) -> str:
 
 
 def plan_orders(
-    n: int, mix: Mapping[str, float], seeds: Seeds, seed: int, run_id: str
+    n: int,
+    mix: Mapping[str, float],
+    seeds: Seeds,
+    seed: int,
+    run_id: str,
+    max_lines: int = MAX_LINES,
 ) -> list[PlannedOrder]:
-    """n orders, the same for the same (mix, seeds, seed); ids unique to `run_id`."""
+    """n orders, the same for the same (mix, seeds, seed); ids unique to `run_id`; happy
+    orders have 1..`max_lines` skus."""
     if n < 1:
         raise LoadgenError(f"orders must be at least 1, got {n}")
     rng = random.Random(seed)
@@ -234,9 +244,16 @@ def plan_orders(
     plan = []
     for i, kind in enumerate(kinds):
         order_id = f"lg-{run_id}-{i:06d}"
-        data = _credit_data(rng, catalogue, i) if kind == CREDIT else _happy_data(rng, catalogue, i)
+        if kind == CREDIT:
+            data = _credit_data(rng, catalogue, i)
+        else:
+            data = _happy_data(rng, catalogue, i, max_lines)
         if kind == STOCKOUT:
-            data["items"] = _stockout_items(rng, seeds.stock)
+            # the line that cannot be served, after up to two that can: the saga reserves
+            # those skus (one command per sku), then releases them all
+            short = _stockout_items(rng, seeds.stock)
+            served = [i for i in data["items"] if i["sku"] != short[0]["sku"]]
+            data["items"] = [*served[: rng.randint(0, 2)], *short]
         elif kind == COUNTRY:
             data["shippingAddress"]["country"] = _unshippable(seeds.countries)
         create = Command(derived_id("loadgen", order_id, "create"), "CreateOrder", order_id, data)

@@ -244,81 +244,105 @@ def inventory_levels(doc: Any) -> dict[str, tuple[int, int, int]]:
         raise ViewError(f"inventory view: unexpected body ({exc!r})") from None
 
 
+def ordered_skus(orders: Iterable[Event]) -> dict[str, set[str]]:
+    """order id -> the skus its OrderCreated lists (what a completed saga commits)."""
+    skus: dict[str, set[str]] = {}
+    for event in orders:
+        if event["eventType"] == "OrderCreated":
+            items = event["data"].get("items")
+            if isinstance(items, list):
+                found = {str(i["sku"]) for i in items if isinstance(i, dict) and "sku" in i}
+                skus[str(event["aggregateId"])] = found
+    return skus
+
+
 def check_inventory(
     events: Iterable[Event],
     outcomes: Mapping[str, str],
     levels: Mapping[str, tuple[int, int, int]] | None,
     stock: Mapping[str, int],
     report: Report,
+    ordered: Mapping[str, set[str]] | None = None,
 ) -> None:
-    """Invariant 2: settled sagas hold no reservation, and the view's units are the seeded
-    units, split as inventory.events say (reservation per saga, as the service keeps it).
-    `levels` is None when the view could not be read (events are still checked)."""
+    """Invariant 2: settled sagas hold no reservation, a completed one committed every
+    sku of its order (`ordered`, from OrderCreated) and released none, a compensated one
+    committed nothing; and the view's units are the seeded units, split as
+    inventory.events say. A saga reserves each sku on its own (one command per sku), so
+    the events are read per saga and sku. `levels` is None when the view could not be
+    read (events are still checked)."""
     malformed: list[str] = []
     reserved_twice, settled_unreserved, wrong_lines, both = [], [], [], []
     open_units: Counter[str] = Counter()
     committed_units: Counter[str] = Counter()
-    holding: dict[str, tuple[bool, bool, bool]] = {}  # saga -> (reserved, released, committed)
+    # saga -> sku -> [units reserved], [released], [committed] (one entry per event)
+    units_of: dict[str, dict[str, tuple[list[int], list[int], list[int]]]] = {}
+    column = {"InventoryReserved": 0, "InventoryReleased": 1, "InventoryCommitted": 2}
     for saga, saga_events in _by_saga(events).items():
-        reservations: list[Counter[str]] = []
-        releases: list[Counter[str]] = []
-        commits: list[Counter[str]] = []
+        per_sku = units_of.setdefault(saga, {})
         for event in saga_events:
-            kind = event["eventType"]
+            index = column.get(event["eventType"])
+            if index is None:
+                continue
             try:
-                if kind == "InventoryReserved":
-                    reservations.append(_lines(event))
-                elif kind == "InventoryReleased":
-                    releases.append(_lines(event))
-                elif kind == "InventoryCommitted":
-                    commits.append(_lines(event))
+                lines = _lines(event)
             except (KeyError, TypeError, ValueError):
                 malformed.append(str(event["eventId"]))
-        # a release or commit with no lines settled nothing (nothing was held)
-        releases = [r for r in releases if r]
-        commits = [c for c in commits if c]
-        if len({tuple(sorted(r.items())) for r in reservations}) > 1:
-            reserved_twice.append(saga)
-        reservation = reservations[0] if reservations else None
-        if reservation is None and (releases or commits):
-            settled_unreserved.append(saga)
-        if reservation is not None and any(s != reservation for s in releases + commits):
-            wrong_lines.append(saga)
-        if releases and commits:
-            both.append(saga)
-        holding[saga] = (reservation is not None, bool(releases), bool(commits))
-        if reservation is not None and not releases and not commits:
-            open_units.update(reservation)
-        if commits:
-            committed_units.update(commits[0])
+                continue
+            # a release or commit with no lines settled nothing (nothing was held)
+            for sku, units in lines.items():
+                per_sku.setdefault(sku, ([], [], []))[index].append(units)
+        for sku, (reservations, releases, commits) in per_sku.items():
+            where = f"{saga}/{sku}"
+            if len(set(reservations)) > 1:
+                reserved_twice.append(where)
+            reservation = reservations[0] if reservations else None
+            if reservation is None and (releases or commits):
+                settled_unreserved.append(where)
+            if reservation is not None and any(u != reservation for u in releases + commits):
+                wrong_lines.append(where)
+            if releases and commits:
+                both.append(where)
+            if reservation is not None and not releases and not commits:
+                open_units[sku] += reservation
+            if commits:
+                committed_units[sku] += commits[0]
     report.flag(malformed, "malformed inventory event(s)")
-    report.flag(reserved_twice, "saga(s) reserved twice with different lines")
-    report.flag(settled_unreserved, "saga(s) released or committed stock never reserved")
-    report.flag(wrong_lines, "saga(s) released or committed other lines than reserved")
-    report.flag(both, "saga(s) both released and committed their reservation")
+    report.flag(reserved_twice, "sku(s) of a saga reserved twice with different units")
+    report.flag(settled_unreserved, "sku(s) of a saga released or committed, never reserved")
+    report.flag(wrong_lines, "sku(s) of a saga released or committed other units than reserved")
+    report.flag(both, "sku(s) of a saga both released and committed")
+
+    def skus(saga: str, column: int) -> set[str]:
+        return {sku for sku, columns in units_of.get(saga, {}).items() if columns[column]}
+
+    def still_held(saga: str) -> set[str]:
+        return {
+            sku
+            for sku, (reserved, released, committed) in units_of.get(saga, {}).items()
+            if reserved and not released and not committed
+        }
 
     compensated = [s for s, state in outcomes.items() if state == COMPENSATED]
     completed = [s for s, state in outcomes.items() if state == COMPLETED]
-    no = (False, False, False)
     report.flag(
-        [s for s in compensated if holding.get(s, no)[0] and not any(holding[s][1:])],
-        "COMPENSATED saga(s) still holding their reservation (no InventoryReleased)",
+        [s for s in compensated if still_held(s)],
+        "COMPENSATED saga(s) still holding a reservation (no InventoryReleased)",
     )
+    report.flag([s for s in compensated if skus(s, 2)], "COMPENSATED saga(s) that committed stock")
     report.flag(
-        [s for s in compensated if holding.get(s, no)[2]],
-        "COMPENSATED saga(s) that committed stock",
+        [s for s in completed if not skus(s, 0)], "COMPLETED saga(s) without InventoryReserved"
     )
+    if ordered is not None:
+        report.flag(
+            [s for s in completed if s in ordered and skus(s, 0) != ordered[s]],
+            "COMPLETED saga(s) that did not reserve every sku of the order",
+        )
     report.flag(
-        [s for s in completed if not holding.get(s, no)[0]],
-        "COMPLETED saga(s) without InventoryReserved",
-    )
-    report.flag(
-        [s for s in completed if holding.get(s, no)[0] and not holding[s][2]],
+        [s for s in completed if skus(s, 0) - skus(s, 2)],
         "COMPLETED saga(s) whose stock was not committed",
     )
     report.flag(
-        [s for s in completed if holding.get(s, no)[1]],
-        "COMPLETED saga(s) whose reservation was released",
+        [s for s in completed if skus(s, 1)], "COMPLETED saga(s) with a released reservation"
     )
     if levels is None:
         return
@@ -534,7 +558,8 @@ async def verify(
             report,
         )
         if inventory is not None:
-            check_inventory(inventory, outcomes, levels, seeds.stock, report)
+            ordered = ordered_skus(orders)
+            check_inventory(inventory, outcomes, levels, seeds.stock, report, ordered)
     if 3 in invariants:
         payments = await _events(settings, topics.participant_events("payments").name, report)
         accounts = await _view(

@@ -534,10 +534,15 @@ def _dashboard() -> dict[str, Any]:
     }
 
 
+def _local_partitions() -> dict[str, Any]:
+    """The ``local`` parameter of a gathered participant listing."""
+    return _query("local", {"type": "string"}, "1: only this worker's partitions (peers use it)")
+
+
 def _inventory() -> dict[str, Any]:
     return {
         "/inventory": _get(
-            "Every sku's stock level",
+            "Every sku's stock level (gathered from every inventory worker)",
             _ok(
                 {
                     "type": "object",
@@ -547,6 +552,7 @@ def _inventory() -> dict[str, Any]:
             ),
             405,
             503,
+            parameters=[_local_partitions()],
         ),
         "/inventory/{sku}": _get(
             "One sku's stock level",
@@ -572,11 +578,7 @@ def _payments() -> dict[str, Any]:
             ),
             405,
             503,
-            parameters=[
-                _query(
-                    "local", {"type": "string"}, "1: only this worker's partitions (peers use it)"
-                )
-            ],
+            parameters=[_local_partitions()],
         ),
         "/payments/accounts/{customerId}": _get(
             "One customer's credit limit and balance",

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,22 @@ class System:
 
     def kill9(self, service: str) -> None:
         self.workers[service].kill9()
+
+    def kill9_during_load(
+        self, loadgen: subprocess.Popen[bytes], victims: Sequence[tuple[str, float]]
+    ) -> None:
+        """While `loadgen` runs: for each (service, seconds), wait that long, kill -9 the
+        service's worker and start it again at once (same port, same table directory).
+        The load is killed if this fails (e.g. it ended before the kills)."""
+        try:
+            for victim, after_s in victims:
+                time.sleep(after_s)
+                assert loadgen.poll() is None, "the load ended before the kills"
+                self.kill9(victim)
+                self.start(victim)
+        except BaseException:
+            loadgen.kill()
+            raise
 
     def restart(self, *services: str, wipe_tables: bool = False) -> None:
         """Stop the services' workers (at once), optionally delete their table

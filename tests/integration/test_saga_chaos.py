@@ -11,7 +11,6 @@ command applied twice, streams gapless.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,15 +50,7 @@ def test_500_orders_survive_kill9_of_the_orchestrator_twice_and_inventory_once(
 ) -> None:
     log_path = tmp_path / "loadgen.log"
     loadgen = system.start_load(ORDERS, RATE, 7, log_path)
-    try:
-        for victim, after_s in (("orders", 6), ("inventory", 4), ("orders", 4)):
-            time.sleep(after_s)
-            assert loadgen.poll() is None, "the load ended before the kills"
-            system.kill9(victim)
-            system.start(victim)  # same port, same table directory
-    except BaseException:
-        loadgen.kill()
-        raise
+    system.kill9_during_load(loadgen, (("orders", 6), ("inventory", 4), ("orders", 4)))
     system.finish_load(loadgen, ORDERS, log_path)
     assert system.get("orders", "/sagas?state=IN_FLIGHT")["sagas"] == []  # none stuck
     if system.env["STREAMAPP_INJECT_FAILURE_RATE"] != "0":  # the failures did happen

@@ -52,13 +52,15 @@ def test_inventory_reserve_commit_and_release_keep_stock_conserved() -> None:
     assert failed is not None and failed.event_type == "InventoryReservationFailed"
     assert failed.data["shortages"] == {"B": {"wanted": 1, "available": 0}}
     assert stock(h, "A")["available"] == 3  # all or nothing
-    committed = h.handle(command("CommitInventory")).event
+    committed = h.handle(command("CommitInventory", items=items)).event
     assert committed is not None and committed.data["lines"] == [
         {"sku": "A", "quantity": 2},
         {"sku": "B", "quantity": 1},
     ]
     assert stock(h, "A") == {"sku": "A", "available": 3, "reserved": 0, "committed": 2}
-    released = h.handle(command("ReleaseInventory")).event  # after commit: nothing held
+    released = h.handle(
+        command("ReleaseInventory", items=items)
+    ).event  # after commit: nothing held
     assert released is not None and released.data["lines"] == []
     assert stock(h, "B") == {"sku": "B", "available": 0, "reserved": 0, "committed": 1}
 

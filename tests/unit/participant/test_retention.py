@@ -59,9 +59,9 @@ def test_expiry_settles_entities_and_deletes_a_sagas_records_after_its_last_comm
     h = handler(InventoryRules())
     h.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
     h.handle(command("ReserveInventory", items=ITEMS), T0)
-    h.handle(command("ReleaseInventory"), T0 + 1_000)
+    h.handle(command("ReleaseInventory", items=ITEMS), T0 + 1_000)
     expire(h, T0 + WINDOW)  # the reservation's answer: its keys were re-stamped since
-    assert reservation_key("order-1") in h.records
+    assert reservation_key("order-1/A") in h.records
     assert level(h) == {"sku": "A", "available": 5, "reserved": 0, "committed": 0}
     expire(h, T0 + 1_000 + WINDOW)  # the saga's last command
     assert h.records == {}  # answers, reservation and event counter: all gone
@@ -77,7 +77,7 @@ def test_a_value_stamped_by_an_expired_command_still_reads_as_applied() -> None:
     h.handle(command("ReserveInventory", items=ITEMS), T0)
     expire(h, T0 + WINDOW)
     assert level(h) == {"sku": "A", "available": 3, "reserved": 0 + 2, "committed": 0}
-    assert sorted(h.records) == [b"reservation/order-1", b"seq/order-1"]  # still held
+    assert sorted(h.records) == [b"reservation/order-1/A", b"seq/order-1/A"]  # still held
     h.handle(command("ReserveInventory", "order-2", items=ITEMS), T0 + WINDOW)
     assert level(h)["available"] == 1
 
@@ -102,7 +102,7 @@ def test_a_cut_short_command_that_decides_otherwise_leaves_no_stale_stamp() -> N
     cut = command("ReserveInventory", items=[*ITEMS, {"sku": "B", "quantity": 1}])
     seeded_b = h.tables["entities"][b"B"]
     h.handle(cut, T0)
-    for key in (answer_key(cut.command_id), reservation_key("order-1"), b"seq/order-1"):
+    for key in (answer_key(cut.command_id), reservation_key("order-1/A,B"), b"seq/order-1/A,B"):
         del h.records[key]  # the crash: only the first write (A) made it
     h.tables["entities"][b"B"] = seeded_b
     h.handle(command("ReserveInventory", "order-2", items=[{"sku": "B", "quantity": 1}]), T0)
@@ -147,10 +147,10 @@ def test_an_open_reservation_outlives_its_answer_and_a_late_release_gives_the_un
     h.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
     h.handle(command("ReserveInventory", items=ITEMS), T0)
     assert expire(h, T0 + WINDOW) == 2
-    assert records(h) == [reservation_key("order-1"), b"seq/order-1"]
-    assert h.records[reservation_key("order-1")][BY] is None  # settled: no answer needed
-    assert reading(h.tables)["records"][reservation_key("order-1")]["status"] == "RESERVED"
-    released = h.handle(command("ReleaseInventory"), LATER).event
+    assert records(h) == [reservation_key("order-1/A"), b"seq/order-1/A"]
+    assert h.records[reservation_key("order-1/A")][BY] is None  # settled: no answer needed
+    assert reading(h.tables)["records"][reservation_key("order-1/A")]["status"] == "RESERVED"
+    released = h.handle(command("ReleaseInventory", items=ITEMS), LATER).event
     assert released is not None and released.event_type == "InventoryReleased"
     assert released.data["lines"] == [{"sku": "A", "quantity": 2}]
     assert released.version == 2  # the counter was kept: no version written twice
@@ -192,13 +192,13 @@ def test_a_closed_record_goes_with_its_answer_and_its_counter_with_it() -> None:
     inventory = handler(InventoryRules())
     inventory.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
     inventory.handle(command("ReserveInventory", items=ITEMS), T0)
-    inventory.handle(command("CommitInventory"), T0)
+    inventory.handle(command("CommitInventory", items=ITEMS), T0)
     expire(inventory, T0 + WINDOW)
     assert inventory.records == {}
     assert level(inventory) == {"sku": "A", "available": 3, "reserved": 0, "committed": 2}
     failed = handler(InventoryRules())  # nothing reserved: only the counter was written
     failed.handle(command("ReserveInventory", items=ITEMS), T0)
-    assert records(failed) == [answer_key("order-1-ReserveInventory"), b"seq/order-1"]
+    assert records(failed) == [answer_key("order-1-ReserveInventory"), b"seq/order-1/A"]
     expire(failed, T0 + WINDOW)
     assert failed.records == {}
 
@@ -209,12 +209,12 @@ def test_the_counter_stays_while_a_record_of_its_saga_is_open_and_goes_with_the_
     h.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
     h.handle(command("ReserveInventory", items=ITEMS), T0)
     h.handle(command("ReserveInventory", "order-2", items=ITEMS), T0)
-    h.handle(command("ReleaseInventory", "order-2"), T0)
+    h.handle(command("ReleaseInventory", "order-2", items=ITEMS), T0)
     expire(h, T0 + WINDOW)
-    assert records(h) == [reservation_key("order-1"), b"seq/order-1"]
-    assert h.records[b"seq/order-1"] == {"value": 1, BY: None, "before": None}
-    h.handle(command("CommitInventory"), LATER)
-    assert unwrap(h.records[b"seq/order-1"]) == 2
+    assert records(h) == [reservation_key("order-1/A"), b"seq/order-1/A"]
+    assert h.records[b"seq/order-1/A"] == {"value": 1, BY: None, "before": None}
+    h.handle(command("CommitInventory", items=ITEMS), LATER)
+    assert unwrap(h.records[b"seq/order-1/A"]) == 2
     expire(h, LATER + WINDOW)
     assert h.records == {}
     assert level(h) == {"sku": "A", "available": 3, "reserved": 0, "committed": 2}
@@ -226,17 +226,17 @@ def test_a_counter_stays_while_a_command_cut_short_stamped_a_record_of_its_saga(
     h = handler(InventoryRules())
     h.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
     h.handle(command("ReserveInventory", items=ITEMS), T0)
-    commit = command("CommitInventory")
-    counter = h.records[b"seq/order-1"]
+    commit = command("CommitInventory", items=ITEMS)
+    counter = h.records[b"seq/order-1/A"]
     h.handle(commit, T0 + 1)
     # The crash: neither the counter, nor the answer, nor its entry made it.
-    h.records[b"seq/order-1"] = counter
+    h.records[b"seq/order-1/A"] = counter
     del h.records[answer_key(commit.command_id)]
     for entry in [e for e in h.index if e.endswith(answer_key(commit.command_id))]:
         del h.index[entry]
-    assert h.records[reservation_key("order-1")][BY] == commit.command_id
+    assert h.records[reservation_key("order-1/A")][BY] == commit.command_id
     expire(h, T0 + WINDOW)  # the reservation's answer: it stamped the counter last
-    assert h.records[b"seq/order-1"] == {"value": 1, BY: None, "before": None}
+    assert h.records[b"seq/order-1/A"] == {"value": 1, BY: None, "before": None}
     again = h.handle(commit, T0 + WINDOW)  # processed again
     assert again.event is not None and again.event.version == 2
     assert level(h) == {"sku": "A", "available": 3, "reserved": 0, "committed": 2}
@@ -288,7 +288,7 @@ def crash_scenario() -> tuple[Log, Log]:
     h.handle(command("SeedInventory", "seed", stock={"A": 5}), T0)
     h.handle(command("ReserveInventory", items=ITEMS), T0)
     h.handle(command("ReserveInventory", "order-2", items=ITEMS), T0)
-    h.handle(command("CommitInventory", "order-2"), T0)
+    h.handle(command("CommitInventory", "order-2", items=ITEMS), T0)
     before = Log()
     dict.update(before, table)
     table.log.clear()
@@ -314,7 +314,7 @@ def test_a_crash_after_any_prefix_of_an_expiry_reads_correctly_and_is_finished_l
     crashed = service_handler(InventoryRules(), restored)
     first = view(service_handler(InventoryRules(), before))
     last = view(service_handler(InventoryRules(), after))
-    closed = {b"reservation/order-2", b"seq/order-2"}  # the only reads an expiry changes
+    closed = {b"reservation/order-2/A", b"seq/order-2/A"}  # the only reads an expiry changes
     assert last == {
         **first,
         "records": {k: v for k, v in first["records"].items() if k not in closed},
@@ -326,6 +326,6 @@ def test_a_crash_after_any_prefix_of_an_expiry_reads_correctly_and_is_finished_l
         assert now["records"].get(key) == value or (key in closed and key not in now["records"])
     expire(crashed, T0 + WINDOW)  # the entries left are processed again
     assert dict(restored) == dict(after)
-    released = crashed.handle(command("ReleaseInventory"), LATER).event
+    released = crashed.handle(command("ReleaseInventory", items=ITEMS), LATER).event
     assert released is not None and released.version == 2
     assert level(crashed) == {"sku": "A", "available": 3, "reserved": 0, "committed": 2}

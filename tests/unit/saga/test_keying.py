@@ -1,8 +1,9 @@
 """How the saga keys its commands: declared per step (Step.key_field), pure.
 
 Payments commands are keyed by the order's customerId, so a customer's account and
-charges stay in one partition of payments.commands; every other command (and every
-participant answer) is keyed by the saga id.
+charges stay in one partition of payments.commands; inventory commands fan out, one per
+sku of the order, keyed by the sku; every other command (and every participant answer)
+is keyed by the saga id.
 """
 
 from __future__ import annotations
@@ -22,20 +23,31 @@ DEFINITION = order_fulfillment(
 )
 MACHINE = SagaMachine(DEFINITION)
 T0 = 1_000_000
-ORDER = {"customerId": "cust-7", "items": [{"sku": "A", "quantity": 1}], "totalAmount": "9.99"}
+ORDER = {
+    "customerId": "cust-7",
+    "items": [
+        {"sku": "B", "quantity": 1},
+        {"sku": "A", "quantity": 2},
+        {"sku": "B", "quantity": 3},
+    ],
+    "totalAmount": "9.99",
+}
 
 
 def expected_key(command: SagaCommand) -> str:
-    """The keying rule: payments by customer, everything else by the saga id."""
+    """The keying rule: payments by customer, inventory by sku, the rest by the saga id."""
     if command.topic == "payments.commands":
         return str(ORDER["customerId"])
+    if command.topic == "inventory.commands":
+        (sku,) = {item["sku"] for item in command.data["items"]}  # one sku per command
+        return str(sku)
     return command.saga_id
 
 
 def test_the_order_saga_declares_which_field_keys_each_step() -> None:
     keyed = {step.name: step.key_field for step in DEFINITION.steps}
     assert keyed == {
-        "ReserveInventory": None,  # one partition until it fans out per sku
+        "ReserveInventory": None,  # fans out per sku instead
         "ProcessPayment": "customerId",
         "ScheduleShipment": None,  # the order id
         "ConfirmOrder": None,
@@ -57,7 +69,9 @@ def test_a_keyed_step_must_carry_the_data_it_is_keyed_by() -> None:
 
 def test_a_refund_carries_the_customer_and_its_key_like_the_charge() -> None:
     t = MACHINE.start("order-1", ORDER, "corr", T0)
-    t = MACHINE.on_event(t.state, "InventoryReserved", t.commands[-1].command_id, T0 + 1)
+    reserve_a, reserve_b = t.commands
+    t = MACHINE.on_event(t.state, "InventoryReserved", reserve_a.command_id, T0 + 1)
+    t = MACHINE.on_event(t.state, "InventoryReserved", reserve_b.command_id, T0 + 1)
     (charge,) = t.commands
     assert (charge.command_type, charge.key) == ("ProcessPayment", "cust-7")
     t = MACHINE.on_event(t.state, "PaymentProcessed", charge.command_id, T0 + 2)
@@ -78,20 +92,30 @@ def test_a_refund_carries_the_customer_and_its_key_like_the_charge() -> None:
 def test_the_orchestrator_sends_each_command_with_its_steps_key() -> None:
     created = Incoming(ORDERS, "orders.events", 0, "OrderCreated", "ev-0", "cmd", "corr", ORDER)
     started = react(MACHINE, "order-1", None, created, T0)
-    assert [(o.topic, o.key) for o in started.commands] == [("inventory.commands", b"order-1")]
+    assert [(o.topic, o.key) for o in started.commands] == [
+        ("inventory.commands", b"A"),
+        ("inventory.commands", b"B"),
+    ]
     record = started.record
     assert record is not None
-    reserved = Incoming(
-        "inventory",
-        "inventory.events",
-        0,
-        "InventoryReserved",
-        "ev-1",
-        started.commands[0].command.command_id,
-        "corr",
-        {},
-    )
-    paying = react(MACHINE, "order-1", record, reserved, T0 + 1)
+
+    def answer(offset: int) -> Incoming:
+        command_id = started.commands[offset].command.command_id
+        return Incoming(
+            "inventory",
+            "inventory.events",
+            offset,
+            "InventoryReserved",
+            f"ev-{offset}",
+            command_id,
+            "corr",
+            {},
+        )
+
+    half = react(MACHINE, "order-1", record, answer(0), T0 + 1)
+    assert half.record is not None and not half.commands  # B has not answered yet
+    reserved = answer(1)
+    paying = react(MACHINE, "order-1", half.record, reserved, T0 + 1)
     ((topic, key, command),) = paying.commands
     assert (topic, key, command.command_type) == ("payments.commands", b"cust-7", "ProcessPayment")
     assert command.aggregate_id == "order-1"  # the answer comes back keyed by the saga id

@@ -65,7 +65,7 @@ def test_order_created_starts_the_saga_and_commands_carry_the_conversation() -> 
     assert kinds(r) == ["ReserveInventory"] and r.changed
     topic, key, command = r.commands[0]
     assert topic == "inventory.commands" and command.aggregate_id == "order-1"
-    assert key == b"order-1"  # inventory commands are keyed by the saga id
+    assert key == b"A"  # one inventory command per sku, keyed by the sku
     assert command.correlation_id == "corr" and command.causation_id == "ev-orders-0"
     assert command.data["totalAmount"] == "9.99"
     assert [e.event_type for e in r.events] == ["SagaStarted"]

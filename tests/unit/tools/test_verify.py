@@ -224,17 +224,58 @@ def test_inventory_saga_violations() -> None:
     check_inventory(events, outcomes, None, STOCK, report)
     assert report.violations == [
         "1 malformed inventory event(s): ['broken-InventoryReserved']",
-        "1 saga(s) reserved twice with different lines: ['double']",
-        "1 saga(s) released or committed stock never reserved: ['ghost']",
-        "1 saga(s) released or committed other lines than reserved: ['more']",
-        "1 saga(s) both released and committed their reservation: ['both']",
-        "1 COMPENSATED saga(s) still holding their reservation (no InventoryReleased): ['held']",
+        "1 sku(s) of a saga reserved twice with different units: ['double/A']",
+        "1 sku(s) of a saga released or committed, never reserved: ['ghost/A']",
+        "1 sku(s) of a saga released or committed other units than reserved: ['more/A']",
+        "1 sku(s) of a saga both released and committed: ['both/B']",
+        "1 COMPENSATED saga(s) still holding a reservation (no InventoryReleased): ['held']",
         "1 COMPENSATED saga(s) that committed stock: ['taken']",
         "1 COMPLETED saga(s) without InventoryReserved: ['unreserved']",
         "1 COMPLETED saga(s) whose stock was not committed: ['uncommitted']",
-        "1 COMPLETED saga(s) whose reservation was released: ['both']",
+        "1 COMPLETED saga(s) with a released reservation: ['both']",
     ]
     assert "skus" not in report.checked  # no view: only the events were checked
+
+
+def test_multi_sku_sagas_are_all_or_nothing_per_sku() -> None:
+    """One reservation per sku (the saga fans out): each sku is settled on its own."""
+    events = [
+        # compensated: A released, B never reserved (failed): fine
+        event("InventoryReserved", "ok-comp", "ok-comp-a", lines=lines(A=1)),
+        event("InventoryReservationFailed", "ok-comp", "ok-comp-b", reason="short"),
+        event("InventoryReleased", "ok-comp", "ok-comp-c", lines=lines(A=1)),
+        # compensated: A released, B's late reservation never released
+        event("InventoryReserved", "leak", "leak-a", lines=lines(A=1)),
+        event("InventoryReleased", "leak", "leak-b", lines=lines(A=1)),
+        event("InventoryReserved", "leak", "leak-c", lines=lines(B=2)),
+        # completed: both skus committed
+        event("InventoryReserved", "ok-done", "ok-done-a", lines=lines(A=1)),
+        event("InventoryReserved", "ok-done", "ok-done-b", lines=lines(B=1)),
+        event("InventoryCommitted", "ok-done", "ok-done-c", lines=lines(B=1)),
+        event("InventoryCommitted", "ok-done", "ok-done-d", lines=lines(A=1)),
+        # completed: B committed, A reserved but never committed
+        event("InventoryReserved", "half", "half-a", lines=lines(A=1)),
+        event("InventoryReserved", "half", "half-b", lines=lines(B=1)),
+        event("InventoryCommitted", "half", "half-c", lines=lines(B=1)),
+        # completed: the order had A and B, only B was reserved and committed
+        event("InventoryReserved", "short", "short-a", lines=lines(B=1)),
+        event("InventoryCommitted", "short", "short-b", lines=lines(B=1)),
+    ]
+    outcomes = {
+        "ok-comp": "COMPENSATED",
+        "leak": "COMPENSATED",
+        "ok-done": "COMPLETED",
+        "half": "COMPLETED",
+        "short": "COMPLETED",
+    }
+    ordered = {saga: {"A", "B"} for saga in outcomes}
+    report = Report()
+    check_inventory(events, outcomes, None, STOCK, report, ordered)
+    assert report.violations == [
+        "1 COMPENSATED saga(s) still holding a reservation (no InventoryReleased): ['leak']",
+        "1 COMPLETED saga(s) that did not reserve every sku of the order: ['short']",
+        "1 COMPLETED saga(s) whose stock was not committed: ['half']",
+    ]
 
 
 def test_inventory_view_violations() -> None:
