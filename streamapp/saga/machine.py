@@ -567,6 +567,9 @@ class SagaMachine:
         state = state.with_step(current, updated_ms=now_ms)
         if current.keys(STEP_COMPENSATING):
             return Transition(state)  # the step waits for its other branches
+        if current.keys(COMPENSATION_FAILED):  # a late branch undone; another one never was
+            gave_up = replace(current, status=COMPENSATION_FAILED, deadline_ms=None)
+            return Transition(state.with_step(gave_up))
         return self._compensated(state, step, now_ms)
 
     @staticmethod

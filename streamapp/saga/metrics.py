@@ -4,6 +4,10 @@ A step's latency runs from its command's first send (``StepState.sent_ms``; re-s
 compensation retries included) to the transition that settles it: an answer, a timeout,
 or the order's cancel. Late answers, after a step timed out or was abandoned, are not
 observed again: the step's wait was already counted when it timed out.
+
+A fan-out step that ends while some branches succeeded goes from RUNNING straight to
+compensating them; its outcome is then read from the transition: a failed branch
+(failed), its deadline passed (timed_out), else the order's cancel (abandoned).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from streamapp.saga.machine import (
     SUCCEEDED,
     TIMED_OUT,
     SagaState,
+    StepState,
 )
 
 #: The status a step's awaited command leaves -> statuses that settle it -> outcome label.
@@ -60,9 +65,19 @@ def step_latencies(
         if old is None or old.sent_ms is None or old.status == new.status:
             continue
         outcome = SETTLED.get(old.status, {}).get(new.status)
+        if old.status == RUNNING and new.status == STEP_COMPENSATING:
+            outcome = _fan_out_outcome(old, new, now_ms)
         if outcome is not None:
             settled.append((new.name, outcome, max(0, now_ms - old.sent_ms) / 1000))
     return settled
+
+
+def _fan_out_outcome(old: StepState, new: StepState, now_ms: int) -> str:
+    if any(branch.status == STEP_FAILED for branch in new.branches):
+        return "failed"
+    if old.deadline_ms is not None and old.deadline_ms <= now_ms:
+        return "timed_out"
+    return "abandoned"
 
 
 def in_flight_by_state(

@@ -22,7 +22,10 @@ from streamapp.saga.definition import FanOut, order_fulfillment
 from streamapp.saga.machine import (
     COMPENSATED,
     COMPENSATING,
+    COMPENSATION_FAILED,
     COMPLETED,
+    FAILED,
+    RUNNING,
     STEP_COMPENSATED,
     SUCCEEDED,
     TERMINAL,
@@ -31,6 +34,7 @@ from streamapp.saga.machine import (
     SagaState,
     Transition,
 )
+from streamapp.saga.metrics import step_latencies
 
 DEFINITION = order_fulfillment(
     step_timeout_ms=1000, compensation_timeout_ms=500, max_compensation_attempts=3
@@ -139,6 +143,47 @@ def test_commit_goes_to_every_sku_and_each_confirms_alone() -> None:
     assert t.state.settled()
 
 
+def test_the_step_latency_of_a_fan_out_that_ends_while_compensating() -> None:
+    """One branch reserved, then a failure, a timeout or a cancel: the step goes from
+    RUNNING straight to releasing it, and its outcome is still observed."""
+    t = MACHINE.start("order-1", order(("A", 1), ("B", 1)), "corr", T0)
+    a, b = t.commands
+    t = MACHINE.on_event(t.state, "InventoryReserved", a.command_id, T0 + 100)
+    failed = MACHINE.on_event(t.state, "InventoryReservationFailed", b.command_id, T0 + 200)
+    timed_out = MACHINE.on_timeout(t.state, T0 + 1000)
+    cancelled = MACHINE.cancel(t.state, "changed my mind", T0 + 300)
+    for after, outcome, seconds in (
+        (failed, "failed", 0.2),
+        (timed_out, "timed_out", 1.0),
+        (cancelled, "abandoned", 0.3),
+    ):
+        assert after.state.step("ReserveInventory").status == "COMPENSATING"
+        latencies = step_latencies(t.state, after.state, after.state.updated_ms)
+        assert latencies == [("ReserveInventory", outcome, seconds)]
+
+
+def test_a_step_whose_compensation_gave_up_stays_failed_when_a_late_branch_is_undone() -> None:
+    t = MACHINE.start("order-1", order(("A", 1), ("B", 1)), "corr", T0)
+    a, b = t.commands
+    t = MACHINE.on_event(t.state, "InventoryReserved", a.command_id, T0 + 1)
+    at = T0 + 1000
+    t = MACHINE.on_timeout(t.state, at)  # times out; A's release is never confirmed
+    for _ in range(3):
+        at += 500
+        t = MACHINE.on_timeout(t.state, at)
+    assert t.state.state == FAILED
+    late = MACHINE.on_event(t.state, "InventoryReserved", b.command_id, at + 1)
+    (release_b,) = late.commands
+    done = MACHINE.on_event(late.state, "InventoryReleased", release_b.command_id, at + 2)
+    step = done.state.step("ReserveInventory")
+    assert step.status == COMPENSATION_FAILED and done.state.state == FAILED
+    assert [(x.key, x.status) for x in step.branches] == [
+        ("A", COMPENSATION_FAILED),
+        ("B", "COMPENSATED"),
+    ]
+    assert not done.events  # no SagaStepCompensated: A still holds its units
+
+
 def test_a_saga_state_with_branches_survives_its_stored_form() -> None:
     t = MACHINE.start("order-1", order(("A", 1), ("B", 1)), "corr", T0)
     t = MACHINE.on_event(t.state, "InventoryReserved", t.commands[1].command_id, T0 + 1)
@@ -161,6 +206,7 @@ class World:
     inventory: dict[str, ParticipantHandler] = field(default_factory=dict)
     order_status: str = "PENDING"
     saga_events: list[str] = field(default_factory=list)
+    sent: dict[str, SagaCommand] = field(default_factory=dict)  # every command, by id
 
     def __post_init__(self) -> None:
         for sku, units in self.stock.items():
@@ -173,6 +219,23 @@ class World:
         self.state = t.state
         self.saga_events += [e.event_type for e in t.events]
         self.in_flight += [("command", c) for c in t.commands]
+        for command in t.commands:  # a command id always means the same command
+            assert self.sent.setdefault(command.command_id, command) == command
+        self.check_outstanding()
+
+    def check_outstanding(self) -> None:
+        """What a crash re-sends: commands sent before (same id, key, data), and for the
+        fan-out step exactly its awaited branches."""
+        assert self.state is not None
+        outstanding = MACHINE.outstanding(self.state)
+        for command in outstanding:
+            assert self.sent.get(command.command_id) == command
+        step = self.state.step("ReserveInventory")
+        awaited = {c.key for c in outstanding if c.topic == "inventory.commands"}
+        if step.status == RUNNING:
+            assert awaited == set(step.keys(RUNNING))
+        elif step.status == "COMPENSATING":
+            assert awaited == set(step.keys("COMPENSATING"))
 
     def deliver(self, index: int, keep: bool = False) -> None:
         kind, message = self.in_flight[index] if keep else self.in_flight.pop(index)
@@ -210,6 +273,12 @@ class World:
         if answer is not None:
             self.in_flight.append(("event", (answer, command.command_id)))
 
+    def lose(self, index: int) -> None:
+        """A command the orchestrator stored as sent but lost with its process (a crash
+        between the table write and the send): only deadlines and re-sends recover it."""
+        if self.in_flight[index][0] == "command":
+            self.in_flight.pop(index)
+
     def client_cancel(self) -> None:
         if self.order_status == "PENDING":
             self.order_status = "CANCELLED"
@@ -221,7 +290,9 @@ class World:
 
 actions = st.lists(
     st.tuples(
-        st.sampled_from(("deliver", "deliver", "deliver", "duplicate", "tick", "crash", "cancel")),
+        st.sampled_from(
+            ("deliver", "deliver", "deliver", "duplicate", "tick", "crash", "cancel", "lose")
+        ),
         st.integers(0, 50),
     ),
     max_size=60,
@@ -257,6 +328,8 @@ def test_any_interleaving_ends_terminal_with_stock_conserved_and_all_or_nothing(
             world.apply(Transition(world.state, MACHINE.outstanding(world.state)))
         elif action == "cancel":
             world.client_cancel()
+        elif action == "lose" and world.in_flight:
+            world.lose(pick % len(world.in_flight))
     # then the network delivers everything, and deadlines pass, until nothing is left
     for _ in range(500):
         assert world.state is not None
