@@ -35,6 +35,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import delete_topics_starting, kafka, save
+from streamapp.kafka.topics import describe_topics
 from streamapp.seeds import load_seeds
 from streamapp.settings import load_settings
 from streamapp.tools.loadgen import await_outcomes, parse_mix, percentile, plan_orders, send_orders
@@ -86,19 +87,15 @@ def cpu_seconds(pid: int) -> float:
 async def topic_records(bootstrap: str, prefix: str) -> dict[str, int]:
     """Records in every topic whose name starts with `prefix` (sum of end offsets),
     by topic name without the prefix."""
+    infos = [i for i in await describe_topics(bootstrap) if i.name.startswith(prefix)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        names = sorted(t for t in await consumer.topics() if t.startswith(prefix))
-        parts = [
-            TopicPartition(name, p)
-            for name in names
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
+        parts = [TopicPartition(i.name, p) for i in infos for p in range(i.partitions)]
         ends = await consumer.end_offsets(parts)
     finally:
         await consumer.stop()
-    totals = dict.fromkeys((name[len(prefix) :] for name in names), 0)
+    totals = dict.fromkeys((i.name[len(prefix) :] for i in infos), 0)
     for tp, end in ends.items():
         totals[tp.topic[len(prefix) :]] += end
     return totals
@@ -118,7 +115,8 @@ def capacity(
 ) -> dict[str, Any]:
     """(A)'s cost per completed saga: CPU ms per service, records per topic."""
     cpu_after = worker_cpu(system)
-    records_after = asyncio.run(topic_records(system.bootstrap, system.prefix))
+    run = system.env["STREAMAPP_APP_ID"]  # the prefix of its topics and changelogs
+    records_after = asyncio.run(topic_records(system.bootstrap, run))
     cpu = {k: round(1000 * (cpu_after[k] - cpu_before[k]) / sagas, 2) for k in cpu_after}
     records = {
         topic: round((n - records_before.get(topic, 0)) / sagas, 2)
@@ -192,7 +190,7 @@ def main() -> int:
             system.start()
             run_orders(system, 50, 20, seed=1)  # warm-up: connections, caches, JIT-free paths
             cpu_before = worker_cpu(system)
-            records_before = asyncio.run(topic_records(bootstrap, system.prefix))
+            records_before = asyncio.run(topic_records(bootstrap, run))
             backlog = run_orders(system, args.orders, 100_000, seed=2)
             sustained = drain_rate(backlog)
             time.sleep(3)  # the end commands (CommitInventory) of the last sagas
