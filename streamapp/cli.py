@@ -114,6 +114,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def workers_argument(spec: str) -> dict[str, int]:
+    from streamapp.local.runner import worker_counts
+
+    try:
+        return worker_counts(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from streamapp.local.runner import run_system
 
@@ -317,7 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     run = sub.add_parser("run", help="broker + topics + workers; Ctrl-C stops all of it")
-    run.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    run.add_argument(
+        "--workers",
+        type=workers_argument,
+        default=os.environ.get("WORKERS", "1"),
+        help="N orders workers (one of each participant), or service=N,... "
+        "e.g. orders=3,inventory=2,payments=2 (default: $WORKERS or 1)",
+    )
     run.add_argument("--procfile", default="Procfile")
     run.add_argument("--nodes", type=int, help=NODES_HELP)
     run.set_defaults(func=cmd_run)

@@ -21,10 +21,33 @@ READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
 
 
-def honcho_command(procfile: Path, base_port: int, workers: int) -> list[str]:
-    """honcho gives process n of type i PORT = base_port + 100 * i + n (see Procfile).
+def worker_counts(spec: str) -> dict[str, int]:
+    """``--workers``: ``N`` (N orders workers, one of each participant) or
+    ``service=N,...`` (e.g. ``orders=3,inventory=2``; a service not named gets one).
+    ValueError says what is wrong."""
+    text = spec.strip()
+    if text.isdigit():
+        counts = {"orders": int(text)}
+    else:
+        counts = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            service, _, number = part.partition("=")
+            service = service.strip()
+            if service not in SERVICES:
+                raise ValueError(f"unknown service {service!r} (one of {', '.join(SERVICES)})")
+            if not number.strip().isdigit():
+                raise ValueError(f"{part!r}: expected {service}=<number of workers>")
+            counts[service] = int(number)
+    counts = {service: counts.get(service, 1) for service in SERVICES}
+    for service, count in counts.items():
+        if not 1 <= count < SERVICE_PORT_STEP:
+            raise ValueError(f"{service}: 1 to {SERVICE_PORT_STEP - 1} workers, got {count}")
+    return counts
 
-    ``workers`` order workers; one worker of each participant service."""
+
+def honcho_command(procfile: Path, base_port: int, workers: dict[str, int]) -> list[str]:
+    """honcho gives process n of type i PORT = base_port + 100 * i + n (see Procfile);
+    ``workers``: how many of each service (worker_counts)."""
     return [
         sys.executable,
         "-m",
@@ -37,15 +60,15 @@ def honcho_command(procfile: Path, base_port: int, workers: int) -> list[str]:
         "-p",
         str(base_port),
         "-c",
-        ",".join(f"{service}={workers if service == 'orders' else 1}" for service in SERVICES),
+        ",".join(f"{service}={workers[service]}" for service in SERVICES),
     ]
 
 
-def worker_urls(settings: Settings, workers: int) -> list[tuple[str, str]]:
+def worker_urls(settings: Settings, workers: dict[str, int]) -> list[tuple[str, str]]:
     """(service, url) of every worker honcho starts."""
     urls = []
     for index, service in enumerate(SERVICES):
-        for n in range(workers if service == "orders" else 1):
+        for n in range(workers[service]):
             port = settings.web_port + SERVICE_PORT_STEP * index + n
             urls.append((service, f"http://{settings.web_host}:{port}"))
     return urls
@@ -94,7 +117,7 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
     kill_group(proc.pid, signal.SIGKILL)
 
 
-def run_system(settings: Settings, procfile: Path, workers: int) -> int:
+def run_system(settings: Settings, procfile: Path, workers: dict[str, int]) -> int:
     """Start everything, print the URLs, block until Ctrl-C/SIGTERM, stop everything."""
     from streamapp.app import app
 
