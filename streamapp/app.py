@@ -19,7 +19,7 @@ from faust.types import EventT, TableT, TopicT
 
 from streamapp import topics
 from streamapp.health import ReadinessInputs, readiness
-from streamapp.kafka import faust_patches, shutdown, stop_wait
+from streamapp.kafka import faust_patches, local_state, shutdown, stop_wait
 from streamapp.kafka.lag import consumer_lag
 from streamapp.kafka.producer import IdempotentProducer
 from streamapp.kafka.recovery import recovery_active, recovery_remaining
@@ -244,8 +244,15 @@ class StreamApp(faust.App):
         return merge_specs(specs)
 
     async def on_first_start(self) -> None:
-        """Create missing topics before the consumer subscribes (auto-create is off)."""
-        self.settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
+        """Create missing topics before the consumer subscribes (auto-create is off);
+        distrust the local tables of a run that did not stop cleanly (local_state)."""
+        deleted = local_state.claim(self.settings.worker_data_dir)
+        if deleted:
+            log.warning(
+                "the last run on %s did not stop cleanly: its table databases were "
+                "deleted and are restored from the changelogs",
+                self.settings.worker_data_dir,
+            )
         _undo_spinner_log_level(self.settings.log_level)
         if self.settings.otlp_endpoint:  # the SDK is imported only then
             from streamapp.tracing.otlp import OtlpExport
@@ -257,6 +264,12 @@ class StreamApp(faust.App):
         if report.created:
             log.info("created topics: %s", ", ".join(report.created))
         self.topics_ensured.set()
+
+    async def on_shutdown(self) -> None:
+        """Stopped cleanly (consumer, producer flushed, tables closed): the local
+        tables may be trusted at the next start."""
+        await super().on_shutdown()
+        local_state.release(self.settings.worker_data_dir)
 
     @contextlib.contextmanager
     def in_flight(self, events: Sequence[EventT[Any]]) -> Iterator[None]:

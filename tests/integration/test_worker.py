@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from streamapp.kafka import local_state
 from streamapp.kafka.topics import admin_client
 from streamapp.probe.model import encode_probe
 from tests.integration.support import Worker, http_get, http_json, settle, wait_for
@@ -142,11 +143,16 @@ def test_records_replayed_after_kill9_are_not_applied_twice(
     topic = worker_env["STREAMAPP_TOPIC_PREFIX"] + "streamapp.probes"
     fill(bootstrap, worker, topic)
     worker.kill9()
+    assert (worker.table_dir / local_state.MARK).exists()  # it did not stop cleanly
 
     restarted = start_worker(port=worker.port)
     restarted.wait_ready()
+    # so its local tables were not trusted: restored from the changelog instead
+    assert "did not stop cleanly" in restarted.log_path.read_text()
     wait_for(lambda: metric(restarted, REPLAYED) == 3 * len(KEYS), 30, "all records replayed")
     assert {k: probe_count(restarted, k) for k in KEYS} == {k: 3 for k in KEYS}
+    restarted.stop()  # SIGTERM: a clean stop leaves no mark
+    assert restarted.table_dir.exists() and not (restarted.table_dir / local_state.MARK).exists()
 
 
 def test_any_worker_answers_for_any_key_by_forwarding_to_its_owner(
