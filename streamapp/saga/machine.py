@@ -780,11 +780,10 @@ class SagaMachine:
                 state.saga_id, end.command, "end", key
             ):
                 confirmed = (*state.end.confirmed, key)
+                state = replace(state, end=replace(state.end, confirmed=confirmed))
                 if set(keys) <= set(confirmed):
                     return self._confirm_end(state, now_ms)
-                return replace(
-                    state, end=replace(state.end, confirmed=confirmed), updated_ms=now_ms
-                )
+                return replace(state, updated_ms=now_ms)
         return state
 
     def _confirm_end(self, state: SagaState, now_ms: int) -> SagaState:

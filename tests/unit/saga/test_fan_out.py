@@ -140,6 +140,7 @@ def test_commit_goes_to_every_sku_and_each_confirms_alone() -> None:
     assert MACHINE.on_timeout(t.state, T0 + 10_000).commands == (commit_a,)
     t = MACHINE.on_event(t.state, "InventoryCommitted", commit_a.command_id, T0 + 4)
     assert t.state.end is not None and t.state.end.status == "CONFIRMED"
+    assert t.state.end.confirmed == ("B", "A")  # every sku listed, in answer order
     assert t.state.settled()
 
 
