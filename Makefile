@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(BIN)/streamapp run --workers $(WORKERS)
+	$(BIN)/streamapp run --workers "$(WORKERS)"
 
 lint: setup
 	$(BIN)/ruff check streamapp tests bench

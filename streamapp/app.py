@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -123,8 +124,12 @@ class StreamApp(faust.App):
         self.declared_topics: list[TopicSpec] = []
         self._assignment_received = False
         self._ready_checks: dict[str, Callable[[], bool]] = {}
+        #: The hold on the data directory while the worker runs (kafka.local_state).
+        self.local_claim: local_state.Claim | None = None
+        self.send_errors = local_state.SendErrors()
         super().__init__(settings.service_app_id, **{**faust_options(settings), **overrides})
         setup_faust_sensor(self, self.metrics.registry)
+        self.sensors.add(self.send_errors)  # before any send: its state is per sensor
         self.metrics.consumer_lag.read_from(lambda: consumer_lag(self))
         self.metrics.recovery_remaining.read_from(lambda: recovery_remaining(self))
         self.metrics.recovery_active.read_from(lambda: recovery_active(self))
@@ -246,8 +251,10 @@ class StreamApp(faust.App):
     async def on_first_start(self) -> None:
         """Create missing topics before the consumer subscribes (auto-create is off);
         distrust the local tables of a run that did not stop cleanly (local_state)."""
-        deleted = local_state.claim(self.settings.worker_data_dir)
-        if deleted:
+        self.local_claim = local_state.claim(
+            self.settings.worker_data_dir, Path(self.conf.tabledir)
+        )
+        if self.local_claim.deleted:
             log.warning(
                 "the last run on %s did not stop cleanly: its table databases were "
                 "deleted and are restored from the changelogs",
@@ -269,7 +276,19 @@ class StreamApp(faust.App):
         """Stopped cleanly (consumer, producer flushed, tables closed): the local
         tables may be trusted at the next start."""
         await super().on_shutdown()
-        local_state.release(self.settings.worker_data_dir)
+        claim = self.local_claim
+        if claim is None:
+            return
+        buffered = self._producer.buffer.size if self._producer is not None else 0
+        if self.send_errors.failed or buffered:
+            log.warning(
+                "not a clean stop (%d failed sends, %d records unsent): the tables will "
+                "be restored from the changelogs at the next start",
+                self.send_errors.failed,
+                buffered,
+            )
+            return
+        claim.release()
 
     @contextlib.contextmanager
     def in_flight(self, events: Sequence[EventT[Any]]) -> Iterator[None]:

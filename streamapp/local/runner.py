@@ -26,7 +26,7 @@ def worker_counts(spec: str) -> dict[str, int]:
     ``service=N,...`` (e.g. ``orders=3,inventory=2``; a service not named gets one).
     ValueError says what is wrong."""
     text = spec.strip()
-    if text.isdigit():
+    if text.isdecimal() and text.isascii():
         counts = {"orders": int(text)}
     else:
         counts = {}
@@ -35,9 +35,13 @@ def worker_counts(spec: str) -> dict[str, int]:
             service = service.strip()
             if service not in SERVICES:
                 raise ValueError(f"unknown service {service!r} (one of {', '.join(SERVICES)})")
-            if not number.strip().isdigit():
+            if not (number.strip().isdecimal() and number.strip().isascii()):
                 raise ValueError(f"{part!r}: expected {service}=<number of workers>")
+            if service in counts:
+                raise ValueError(f"{service} is named twice")
             counts[service] = int(number)
+        if not counts:
+            raise ValueError("expected N or service=N,... (e.g. orders=3,inventory=2)")
     counts = {service: counts.get(service, 1) for service in SERVICES}
     for service, count in counts.items():
         if not 1 <= count < SERVICE_PORT_STEP:

@@ -32,6 +32,10 @@ def test_every_service_can_be_scaled_and_the_rest_get_one() -> None:
         ("orders", "expected orders=<number of workers>"),
         ("0", "orders: 1 to 99 workers, got 0"),
         ("inventory=100", "inventory: 1 to 99 workers, got 100"),
+        ("orders=2,orders=3", "orders is named twice"),
+        ("", "expected N or service=N"),
+        (",", "expected N or service=N"),
+        ("orders=²", "expected orders=<number of workers>"),
     ],
 )
 def test_a_bad_spec_says_what_is_wrong(spec: str, message: str) -> None:
