@@ -5,7 +5,9 @@ A real shipping-service worker (4 partitions) on the local broker.
 
 (A) Lateness = time its answer was written - its retry-after, for commands that fail
     their first attempt (inject_failures_first_attempts=1, retry delay 1 s +/- 10%):
-    at idle (200 commands at 20/s) and under load (3,000 commands at once).
+    at idle (200 commands at 20/s) and under load (3,000 commands at once, all failing:
+    a backlog of due retries); and of 100 retries parked to fall due 1 s into a backlog
+    of 3,000 fresh commands (the due-first case), three runs.
 (B) Throughput of fresh commands on the main topic (backlogs of 3,000, no failures;
     answers/s between the first and last answer): three runs with nothing waiting, then
     three with 10,000 records waiting in shipping.commands.retry.1 (due in an hour).
@@ -94,6 +96,40 @@ def throughput(system: System, n: int, label: str) -> float:
     return (n - 1) / max((times[-1] - times[0]) / 1000.0, 1e-3)
 
 
+def behind_backlog(system: System, parked: int, backlog: int) -> dict[str, float]:
+    """Lateness of `parked` retries that fall due (1 s after they are parked) while a
+    backlog of `backlog` fresh commands, sent at the same moment, is being handled."""
+    prefix = f"due-{new_id()[:6]}-"
+    topic = system.topic("shipping.commands")
+    due = int(time.time() * 1000) + 1000
+    records: list[Any] = []
+    for i in range(parked):
+        command = ship(f"{prefix}{i:05d}")
+        origin = Origin(topic, i % 4, 10**12 + i)  # no real record's offset: no dedupe hit
+        records.append(
+            (
+                command.aggregate_id.encode(),
+                command.to_json(),
+                retry_headers([], origin, 1, due, "TransientFailure", "bench"),
+            )
+        )
+    send_records(system.bootstrap, system.topic("shipping.commands.retry.1"), records)
+    fresh = f"fresh-{new_id()[:6]}-"
+    send_paced(system, [ship(f"{fresh}{i:05d}") for i in range(backlog)], None)
+    wait_for(lambda: len(answered(system, fresh)) == backlog, 600, "backlog", every=1.0)
+    wait_for(lambda: len(answered(system, prefix)) == parked, 600, "retries", every=1.0)
+    done, finished = answered(system, prefix), answered(system, fresh)
+    late = [t - due for t in done.values()]
+    return {
+        "p50_ms": float(percentile(late, 50) or 0),
+        "p99_ms": float(percentile(late, 99) or 0),
+        "max_ms": float(max(late)),
+        "early": float(sum(1 for v in late if v < 0)),
+        # how long the backlog took: the retries fell due inside it only if > 1 s
+        "backlog_s": (max(finished.values()) - min(finished.values())) / 1000.0,
+    }
+
+
 def park(system: System, n: int) -> None:
     """n records waiting in retry.1, due in an hour (as the agent would have put them)."""
     topic = system.topic("shipping.commands")
@@ -135,6 +171,15 @@ def main() -> int:
                 runs.append(plain)
                 plain.start("shipping")
                 throughput(plain, 500, "warm")
+                backlogged = [behind_backlog(plain, 100, args.backlog) for _ in range(3)]
+                for figures in backlogged:
+                    print(
+                        f"(A) lateness of 100 retries due 1 s into a {args.backlog:,} backlog "
+                        f"(handled in {figures['backlog_s']:.1f} s): p50 "
+                        f"{figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms, max "
+                        f"{figures['max_ms']:.0f} ms, early {figures['early']:.0f}"
+                    )
+                result["lateness_behind_backlog"] = backlogged
                 # Three runs each; the medians are compared (single runs vary by +-20%
                 # on this machine).
                 bases = [throughput(plain, args.backlog, "base") for _ in range(3)]

@@ -12,7 +12,8 @@ supplies only ``handle(delivery)``; the consumer runs it with a timeout and on f
 The :class:`~streamapp.resilience.relay.RetryRelay` moves a waiting record to
 ``<topic>.retry.due`` once its ``retry-after`` has passed; the agent consumes that
 topic next to ``<topic>`` (same app, same partition count, so Faust assigns partition
-p of both to the same worker and the table writes stay local). A handler sees a
+p of both to the same worker and the table writes stay local), in an agent of its own
+that goes first (:mod:`streamapp.resilience.gate`). A handler sees a
 :class:`Delivery` whose ``origin`` is where the record first arrived, so its dedupe
 treats a retry like a redelivery of the original record.
 """
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from faust.types import EventT, StreamT, TopicT
 
 from streamapp.resilience.deadletter import dead_letter, record_headers
+from streamapp.resilience.gate import DueFirst
 from streamapp.resilience.headers import (
     Origin,
     origin,
@@ -125,26 +127,39 @@ class ResilientConsumer:
             spec_name = topic.get_topic_name()
             app.declare_retry_topics(spec_name, self.policy.max_attempts)
             due.append(due_topic(spec_name))
-        self.channel = app.topic(
-            *self.main_topics,
-            *due,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
+        self.channel = app.topic(*self.main_topics, **raw)
+        self.due_channel = app.topic(*due, **raw)
+        self.gate = DueFirst()
 
     def agent(self, handler: H) -> H:
-        """Register the agent: one record at a time per worker (it reads and writes
-        tables), each through `handler` under this consumer's rules. A decorator: put
-        ``@consumer.agent`` on the handler where it is defined."""
+        """Register the agents: one on the main topics, one on their due-retry topics
+        (own stream buffers, so a due record does not queue behind the main backlog),
+        handling one record at a time per worker between them (the handler reads and
+        writes tables), due records first (:class:`DueFirst`), each through `handler`
+        under this consumer's rules. A decorator: put ``@consumer.agent`` on the handler
+        where it is defined."""
 
-        async def consume(stream: StreamT[Any]) -> None:
-            async for event in stream.events():
-                await self.process(event, handler)
+        def consumer(urgent: bool) -> Callable[[StreamT[Any]], Awaitable[None]]:
+            async def consume(stream: StreamT[Any]) -> None:
+                async for event in stream.events():
+                    async with self.gate.turn(urgent=urgent):
+                        await self.process(event, handler)
 
-        consume.__name__ = consume.__qualname__ = self.name
-        self.app.agent(self.channel, name=self.name)(consume)
+            return consume
+
+        for channel, name, urgent in (
+            (self.channel, self.name, False),
+            (self.due_channel, f"{self.name}.due", True),
+        ):
+            consume = consumer(urgent)
+            consume.__name__ = consume.__qualname__ = name
+            self.app.agent(channel, name=name)(consume)
         return handler
 
     async def process(self, event: EventT[Any], handler: Handler) -> None:

@@ -134,14 +134,17 @@ class System:
         self, loadgen: subprocess.Popen[bytes], victims: Sequence[tuple[str, float]]
     ) -> None:
         """While `loadgen` runs: for each (service, seconds), wait that long, kill -9 the
-        service's worker and start it again at once (same port, same table directory).
-        The load is killed if this fails (e.g. it ended before the kills)."""
+        service's worker and start it again at once (same port, same table directory),
+        then wait until every restarted worker is ready. The kills keep their schedule
+        (a restart restores its tables from the changelogs, which may take longer than
+        the gap); the load is killed if this fails (e.g. it ended before the kills)."""
         try:
             for victim, after_s in victims:
                 time.sleep(after_s)
                 assert loadgen.poll() is None, "the load ended before the kills"
                 self.kill9(victim)
-                self.start(victim)
+                self.start(victim, wait=False)
+            self.wait_ready(*{victim for victim, _ in victims})
         except BaseException:
             loadgen.kill()
             raise
