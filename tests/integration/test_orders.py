@@ -276,20 +276,20 @@ def test_any_worker_answers_for_any_order(
             assert status == 200 and len(page["events"]) == 1
 
 
-def test_kill9_during_2000_commands_loses_and_duplicates_nothing(
+def test_kill9_during_1000_commands_loses_and_duplicates_nothing(
     orders: Orders, worker_env: dict[str, str], start_worker: Callable[..., Worker]
 ) -> None:
     # Commit rarely, so each kill leaves processed-but-uncommitted commands to redeliver.
     worker_env["STREAMAPP_CONSUMER_COMMIT_INTERVAL_MS"] = "10000"
     worker = start_worker()
     worker.wait_ready()
-    order_ids = [f"order-{n:03d}" for n in range(200)]
+    order_ids = [f"order-{n:03d}" for n in range(100)]
     rounds = [[create(o) for o in order_ids]] + [
         [note(o, f"round {r}") for o in order_ids] for r in range(1, 10)
     ]
     commands = [c for batch in rounds for c in batch]  # per order: create, then 9 notes
 
-    def send_steadily() -> None:  # ~20 s of traffic, so the kills land mid-stream
+    def send_steadily() -> None:  # ~10 s of traffic, so the kills land mid-stream
         for start in range(0, len(commands), 50):
             orders.send(*commands[start : start + 50])
             threading.Event().wait(0.5)
@@ -297,7 +297,7 @@ def test_kill9_during_2000_commands_loses_and_duplicates_nothing(
     sender = threading.Thread(target=send_steadily)
     sender.start()
     try:
-        for replied_before_kill in (300, 1000):
+        for replied_before_kill in (150, 500):
             wait_for(
                 lambda n=replied_before_kill: (
                     len(replies_by_command(orders.bootstrap, orders.replies)) >= n
@@ -332,7 +332,7 @@ def test_kill9_during_2000_commands_loses_and_duplicates_nothing(
     assert set(by_position) == {(o, v) for o in order_ids for v in range(1, 11)}
     # Each command was applied once: its event ids are at exactly one position.
     event_ids = [orjson.loads(next(iter(c)))["eventId"] for c in by_position.values()]
-    assert len(event_ids) == len(set(event_ids)) == 2000
+    assert len(event_ids) == len(set(event_ids)) == 1000
 
     assert worker.proc is not None and worker.proc.poll() is None  # still serving
 
@@ -352,8 +352,8 @@ def test_kill9_during_2000_commands_loses_and_duplicates_nothing(
         check=False,
     )
     assert verdict.returncode == 0, verdict.stdout + verdict.stderr
-    assert verdict.stdout.startswith("verify: OK (2000 events, ")
-    assert "200 streams, 2000 commands)" in verdict.stdout
+    assert verdict.stdout.startswith("verify: OK (1000 events, ")
+    assert "100 streams, 1000 commands)" in verdict.stdout
 
     fresh.wait_ready()
     for order_id in order_ids:

@@ -1,4 +1,4 @@
-"""The saga chaos run: 500 orders with a mix of outcomes while workers are killed, with
+"""The saga chaos run: 300 orders with a mix of outcomes while workers are killed, with
 20% transient failures injected in every participant (no cap per record, so some
 commands are dead-lettered; the sagas heal without an operator). The run without
 injected failures is test_scale_chaos (every service scaled out, a kill -9 in each).
@@ -21,7 +21,7 @@ from tests.integration.system import System
 
 pytestmark = pytest.mark.integration
 
-ORDERS, RATE = 500, 10
+ORDERS, RATE = 300, 10
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def system(bootstrap: str, tmp_path: Path) -> Iterator[System]:
     deployment.stop()
 
 
-def test_500_orders_survive_kill9_of_the_orchestrator_twice_and_inventory_once(
+def test_300_orders_survive_kill9_of_the_orchestrator_twice_and_inventory_once(
     system: System, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "loadgen.log"

@@ -7,7 +7,7 @@ once; stock conserved per sku, every sku of a completed order reserved and commi
 nothing of a compensated one still reserved or committed (per saga and sku); money
 conserved; no command applied twice; every command answered.
 
-Nine workers and the broker on two cores: ~90 s. It replaces test_saga_chaos's run
+Nine workers and the broker on two cores: ~75 s. It replaces test_saga_chaos's run
 without injected failures in `make test`.
 """
 
@@ -25,7 +25,7 @@ from tests.integration.system import System
 
 pytestmark = pytest.mark.integration
 
-ORDERS, RATE = 300, 6
+ORDERS, RATE = 200, 6
 EXTRA = {"orders": 2, "inventory": 1, "payments": 1, "shipping": 1}
 
 
