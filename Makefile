@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python -m bench.retry
 	$(BIN)/python -m bench.state_retention
 	$(BIN)/python -m bench.validators
+	$(BIN)/python -m bench.compression
 	$(BIN)/python -m bench.failover
 
 clean:

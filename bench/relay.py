@@ -2,9 +2,13 @@
 
 In one run against the same broker and the same 200,000 records of ~300 bytes:
   (a) a raw aiokafka relay (consume a batch, produce it, await the acks, commit);
-  (b) a bare Faust agent relay (bench/relay_app.py, a real `faust worker` subprocess).
-Both rates come from the output records' timestamps (first to last relayed record), so
-start-up and group joining are excluded the same way for both. Prints records/s and b/a.
+  (b) a bare Faust agent relay (bench/relay_app.py, a real `faust worker` subprocess);
+  (c) the broker's own ceiling: Kafka's ProducerPerformance and ConsumerPerformance
+      (kafka-producer-perf-test / kafka-consumer-perf-test, from the kafka-tools jar the
+      local broker is fetched with) with the same record size, acks=all, linger 5 ms.
+Rates (a) and (b) come from the output records' timestamps (first to last relayed record), so
+start-up and group joining are excluded the same way for both. Prints records/s, b/a, and
+a/c and b/c against the slower of (c)'s produce and consume rates.
 
     make bench            # or: .venv/bin/python -m bench.relay --records 200000
 """
@@ -26,6 +30,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.common import OUT_DIR, ROOT, delete_topics, kafka, output_rate, save, wait_for_records
 from streamapp.kafka.topics import TopicSpec, ensure_topics
+from streamapp.local.broker import LocalBroker, find_java
+from streamapp.settings import load_settings
 
 
 def payload(i: int, size: int) -> bytes:
@@ -124,6 +130,41 @@ def faust_relay(
         worker.wait(30)
 
 
+def perf_tool(tool: str, *argv: str) -> str:
+    """Run one of Kafka's perf tools (a small heap: the broker shares the box)."""
+    settings = load_settings()
+    libs = LocalBroker(settings).ensure_jars()
+    command = [find_java(), "-Xmx256m", "-cp", f"{libs}/*", f"org.apache.kafka.tools.{tool}"]
+    done = subprocess.run(
+        [*command, *argv], capture_output=True, text=True, timeout=600, check=True
+    )
+    return done.stdout
+
+
+def broker_ceiling(bootstrap: str, topic: str, records: int, size: int) -> dict[str, float]:
+    """Records/s Kafka's own producer and consumer reach on this broker and box."""
+    produced = perf_tool(
+        "ProducerPerformance",
+        *("--topic", topic, "--num-records", str(records), "--record-size", str(size)),
+        *("--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}"),
+        *("acks=all", "linger.ms=5"),
+    )
+    # last line: "200000 records sent, 123456.7 records/sec (35.32 MB/sec), ..."
+    summary = [line for line in produced.splitlines() if "records sent" in line][-1]
+    produce = float(summary.split(",")[1].split()[0])
+    consumed = perf_tool(
+        "ConsumerPerformance",
+        *("--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(records)),
+        *("--timeout", "60000"),
+    )
+    # CSV: start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg,
+    # nMsg.sec, ... (the rate includes the group join; Kafka's own tool, as it reports)
+    header, row = [line for line in consumed.splitlines() if line.strip()][-2:]
+    fields = dict(zip((h.strip() for h in header.split(",")), row.split(","), strict=False))
+    consume = float(fields["nMsg.sec"])
+    return {"produce_per_s": produce, "consume_per_s": consume}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=200_000)
@@ -180,6 +221,18 @@ def measure(
     faust = asyncio.run(output_rate(bootstrap, faust_sink, args.records))
     print(f"(b) bare Faust relay   : {faust:>10,.0f} records/s")
     print(f"ratio b/a              : {faust / raw:10.2f}")
+    ceiling_topic = f"{run}.perf"
+    asyncio.run(ensure_topics(bootstrap, [TopicSpec(ceiling_topic, args.partitions, 1)]))
+    try:
+        ceiling = broker_ceiling(bootstrap, ceiling_topic, args.records, args.size)
+    finally:
+        asyncio.run(delete_topics(bootstrap, [ceiling_topic]))
+    broker = min(ceiling.values())
+    print(
+        f"(c) Kafka's perf tools : {ceiling['produce_per_s']:>10,.0f} produced/s, "
+        f"{ceiling['consume_per_s']:,.0f} consumed/s"
+    )
+    print(f"ratio a/c, b/c         : {raw / broker:10.2f} {faust / broker:6.2f}")
     result = {
         "run": run,
         "records": args.records,
@@ -189,6 +242,9 @@ def measure(
         "raw_per_s": round(raw),
         "faust_per_s": round(faust),
         "ratio_faust_to_raw": round(faust / raw, 3),
+        "broker_ceiling": {k: round(v) for k, v in ceiling.items()},
+        "ratio_raw_to_broker": round(raw / broker, 3),
+        "ratio_faust_to_broker": round(faust / broker, 3),
         "faust_loglevel": args.faust_loglevel,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

@@ -120,7 +120,16 @@ def behind_backlog(system: System, parked: int, backlog: int) -> dict[str, float
     wait_for(lambda: len(answered(system, prefix)) == parked, 600, "retries", every=1.0)
     done, finished = answered(system, prefix), answered(system, fresh)
     late = [t - due for t in done.values()]
+    relayed = {
+        (r.key or b"").decode(): r.timestamp
+        for r in read_topic(system.bootstrap, system.topic("shipping.commands.retry.due"))
+        if (r.key or b"").decode().startswith(prefix)
+    }
+    relay_late = [t - due for t in relayed.values()]
     return {
+        # where the lateness is: copying to .retry.due (the relay) or after it (the worker)
+        "relay_p50_ms": float(percentile(relay_late, 50) or 0),
+        "relay_p99_ms": float(percentile(relay_late, 99) or 0),
         "p50_ms": float(percentile(late, 50) or 0),
         "p99_ms": float(percentile(late, 99) or 0),
         "max_ms": float(max(late)),

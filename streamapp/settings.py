@@ -118,8 +118,9 @@ class Settings:
     producer_linger_ms: int = setting(5, "Producer linger in milliseconds (batching delay).")
     producer_compression: str = setting(
         "none",
-        "Producer compression: none, gzip, lz4, zstd or snappy (the last three need their "
-        "Python codec package installed).",
+        "Producer compression: none, gzip, lz4, zstd or snappy. none by measurement on two "
+        "shared cores (bench/compression.py: zstd saves 78-86 % of the bytes, costs 28 % "
+        "of the saga rate there).",
     )
     consumer_session_timeout_ms: int = setting(
         6000,
