@@ -58,6 +58,7 @@ test-scale: setup system-deps
 	$(BIN)/pytest -m scale tests/integration
 
 bench: setup
+	mkdir -p bench/out && touch bench/out/.make-bench-started
 	$(BIN)/python -m bench.relay
 	$(BIN)/python -m bench.eventstore
 	$(BIN)/python -m bench.saga
@@ -66,6 +67,7 @@ bench: setup
 	$(BIN)/python -m bench.validators
 	$(BIN)/python -m bench.compression
 	$(BIN)/python -m bench.failover
+	$(BIN)/python -m bench.collect bench/out/.make-bench-started
 
 clean:
 	-$(BIN)/streamapp kafka down

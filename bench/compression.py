@@ -134,7 +134,7 @@ def main() -> int:
         finally:
             system.stop()
             asyncio.run(delete_topics_starting(bootstrap, run))
-    print(f"saved {save(run, result)}")
+    print(f"saved {save(f'compression-{run}', result)}")
     return 0
 
 

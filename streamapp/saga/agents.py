@@ -2,8 +2,9 @@
 
 Every input is keyed by the order id (= saga id) and has the same partition count, so
 one agent consumes them all (its twin the due retries: streamapp.resilience.gate) and
-each saga's records arrive in one partition, in order, next to its table entry. Step deadlines live in a second table (only sagas in flight);
-a timer on each worker turns due deadlines of its own partitions into records on
+each saga's records arrive in one partition, in order, next to its table entry. Step
+deadlines live in a second table (only sagas in flight); a timer on each worker turns
+due deadlines of its own partitions into records on
 ``sagas.timeouts``, which the agent processes like any other input. Deadlines thus
 survive restarts and rebalances, and timeouts are serialised with the saga's events.
 
