@@ -129,7 +129,7 @@ class Settings:
         "group.min.session.timeout.ms must allow it (the embedded one: 1 s).",
     )
     consumer_heartbeat_interval_ms: int = setting(
-        2000,
+        1000,
         "Consumer heartbeat interval: also how soon a live worker hears of a rebalance "
         "(e.g. after another one left). At most a third of the session timeout.",
     )

@@ -12,11 +12,11 @@ def test_defaults_bound_a_dead_workers_wait_to_six_seconds() -> None:
     settings = Settings()
     assert (settings.consumer_session_timeout_ms, settings.consumer_heartbeat_interval_ms) == (
         6000,
-        2000,
+        1000,
     )
     options = faust_options(settings)
     assert options["broker_session_timeout"] == pytest.approx(6.0)
-    assert options["broker_heartbeat_interval"] == pytest.approx(2.0)
+    assert options["broker_heartbeat_interval"] == pytest.approx(1.0)
 
 
 def test_heartbeat_must_fit_three_times_into_the_session() -> None:
