@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import astuple, dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from faust.types import EventT, StreamT, TopicT
 
@@ -147,6 +147,9 @@ class ResilientConsumer:
 
         def consumer(urgent: bool) -> Callable[[StreamT[Any]], Awaitable[None]]:
             async def consume(stream: StreamT[Any]) -> None:
+                if urgent:  # the gate holds its turn while more due records wait here
+                    buffered = cast(Any, stream.channel).queue  # the clone faust fills
+                    self.gate.urgent_pending = lambda: buffered.qsize() > 0
                 async for event in stream.events():
                     async with self.gate.turn(urgent=urgent):
                         await self.process(event, handler)

@@ -59,3 +59,19 @@ def test_faust_options_follow_the_settings() -> None:
     assert options["consumer_group_instance_id"] is None  # dynamic membership by default
     assert faust_options(Settings())["producer_acks"] == -1
     assert faust_options(Settings())["producer_compression_type"] is None
+
+
+def test_every_consumer_runs_a_main_agent_and_a_due_agent_on_its_retry_topics() -> None:
+    """ResilientConsumer's wiring (streamapp.resilience.gate): per consumer an agent on
+    the main topics and `<name>.due` on exactly their `.retry.due` topics."""
+    from streamapp.app import app
+    from streamapp.topics import due_topic
+
+    agents = {str(agent.name): agent for agent in app.agents.values()}
+    dues = {name: agent for name, agent in agents.items() if name.endswith(".due")}
+    assert dues, sorted(agents)
+    for name, due in dues.items():
+        main = agents[name.removesuffix(".due")]
+        main_topics = set(main.channel.topics)
+        assert set(due.channel.topics) == {due_topic(t) for t in main_topics}, name
+        assert not any(t.endswith(".retry.due") for t in main_topics), name
