@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from streamapp.kafka import local_state
 from streamapp.kafka.topics import admin_client
 from streamapp.probe.model import encode_probe
+from tests.integration.kafka_io import read_topic
 from tests.integration.support import Worker, http_get, http_json, settle, wait_for
 
 pytestmark = pytest.mark.integration
@@ -102,10 +103,17 @@ KEYS = [f"key-{n}" for n in range(12)]  # spread over all partitions
 REPLAYED = 'streamapp_records_replayed_total{agent="probe"}'
 
 
-def fill(bootstrap: str, worker: Worker, topic: str) -> None:
+def fill(bootstrap: str, worker: Worker, topic: str, app_id: str) -> None:
+    """Three probes per key, counted, and their 36 table writes acknowledged by the
+    changelog: a kill -9 after this loses none of them (the producer may still hold the
+    last writes when the view already shows them)."""
     send(bootstrap, topic, [(k.encode(), encode_probe(f"{k}-{i}")) for k in KEYS for i in range(3)])
     for key in KEYS:
         wait_for(lambda key=key: probe_count(worker, key) == 3, 30, f"3 probes for {key}")
+    changelog = f"{app_id}-probes-changelog"
+    wait_for(
+        lambda: len(read_topic(bootstrap, changelog)) >= 3 * len(KEYS), 30, "changelog written"
+    )
 
 
 def test_table_restored_from_changelog_after_kill9_and_deleted_table_directory(
@@ -114,7 +122,7 @@ def test_table_restored_from_changelog_after_kill9_and_deleted_table_directory(
     worker = start_worker()
     worker.wait_ready()
     topic = worker_env["STREAMAPP_TOPIC_PREFIX"] + "streamapp.probes"
-    fill(bootstrap, worker, topic)
+    fill(bootstrap, worker, topic, worker_env["STREAMAPP_APP_ID"])
     # Once every offset is committed, nothing is redelivered after the restart: the
     # values can only come back from the changelog.
     group = worker_env["STREAMAPP_APP_ID"]
@@ -141,7 +149,7 @@ def test_records_replayed_after_kill9_are_not_applied_twice(
     worker = start_worker()
     worker.wait_ready()
     topic = worker_env["STREAMAPP_TOPIC_PREFIX"] + "streamapp.probes"
-    fill(bootstrap, worker, topic)
+    fill(bootstrap, worker, topic, worker_env["STREAMAPP_APP_ID"])
     worker.kill9()
     assert (worker.table_dir / local_state.MARK).exists()  # it did not stop cleanly
 
@@ -149,7 +157,14 @@ def test_records_replayed_after_kill9_are_not_applied_twice(
     restarted.wait_ready()
     # so its local tables were not trusted: restored from the changelog instead
     assert "did not stop cleanly" in restarted.log_path.read_text()
-    wait_for(lambda: metric(restarted, REPLAYED) == 3 * len(KEYS), 30, "all records replayed")
+    try:
+        wait_for(lambda: metric(restarted, REPLAYED) == 3 * len(KEYS), 30, "all replayed")
+    except AssertionError as exc:  # say which: fewer replays, or nothing processed at all
+        counts = {k: probe_count(restarted, k) for k in KEYS}
+        replayed = metric(restarted, REPLAYED)
+        raise AssertionError(
+            f"{exc}: replayed {replayed}, counts {counts}\n{restarted.log(60)}"
+        ) from None
     assert {k: probe_count(restarted, k) for k in KEYS} == {k: 3 for k in KEYS}
     restarted.stop()  # SIGTERM: a clean stop leaves no mark
     assert restarted.table_dir.exists() and not (restarted.table_dir / local_state.MARK).exists()
