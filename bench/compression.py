@@ -20,19 +20,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-from bench.common import delete_topics_starting, kafka, save
-from bench.saga import drain_rate, run_orders
+from bench.common import save
+from bench.saga import deployment, drain_rate, run_orders
 from streamapp.kafka.topics import describe_topics
 from tests.integration.kafka_io import read_all
-from tests.integration.system import SERVICES, System
+from tests.integration.system import SERVICES
 
 #: producer_compression setting -> aiokafka's codec id in the batch attributes
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
@@ -107,33 +105,27 @@ def main() -> int:
     parser.add_argument("--codecs", default="none,lz4,zstd", help="(B) codecs to compare")
     args = parser.parse_args()
     codecs = args.codecs.split(",")
-    with kafka() as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        system = System(bootstrap, Path(tmp), log_level="warning")
-        run = system.env["STREAMAPP_APP_ID"]
+    with deployment() as system:
+        bootstrap, run = system.bootstrap, system.env["STREAMAPP_APP_ID"]
         result: dict[str, Any] = {"run": run, "orders": args.orders}
-        try:
-            system.start()
-            run_orders(system, 50, 20, seed=1)  # warm-up
-            run_orders(system, args.orders, 100_000, seed=2)
-            time.sleep(3)  # the end commands of the last sagas
-            result["codecs"] = codec_figures(asyncio.run(run_records(bootstrap, run)))
-            rates: dict[str, list[float]] = {c: [] for c in codecs}
-            for n in range(args.runs):
-                for codec in codecs:
-                    system.configure(producer_compression=codec)
-                    system.restart(*SERVICES)
-                    backlog = run_orders(system, args.orders, 100_000, seed=10 + n)
-                    rates[codec].append(drain_rate(backlog))
-                    print(f"(B) {codec}: {rates[codec][-1]:.1f} sagas/s")
-            base = statistics.median(rates["none"]) if "none" in rates else None
-            result["drain_per_s"] = {c: [round(r, 1) for r in rs] for c, rs in rates.items()}
-            for codec, rs in rates.items():
-                median = statistics.median(rs)
-                ratio = f", {median / base:.2f}x none" if base else ""
-                print(f"(B) {codec}: median {median:.1f} sagas/s{ratio}")
-        finally:
-            system.stop()
-            asyncio.run(delete_topics_starting(bootstrap, run))
+        run_orders(system, 50, 20, seed=1)  # warm-up
+        run_orders(system, args.orders, 100_000, seed=2)
+        time.sleep(3)  # the end commands of the last sagas
+        result["codecs"] = codec_figures(asyncio.run(run_records(bootstrap, run)))
+        rates: dict[str, list[float]] = {c: [] for c in codecs}
+        for n in range(args.runs):
+            for codec in codecs:
+                system.configure(producer_compression=codec)
+                system.restart(*SERVICES)
+                backlog = run_orders(system, args.orders, 100_000, seed=10 + n)
+                rates[codec].append(drain_rate(backlog))
+                print(f"(B) {codec}: {rates[codec][-1]:.1f} sagas/s")
+        base = statistics.median(rates["none"]) if "none" in rates else None
+        result["drain_per_s"] = {c: [round(r, 1) for r in rs] for c, rs in rates.items()}
+        for codec, rs in rates.items():
+            median = statistics.median(rs)
+            ratio = f", {median / base:.2f}x none" if base else ""
+            print(f"(B) {codec}: median {median:.1f} sagas/s{ratio}")
     print(f"saved {save(f'compression-{run}', result)}")
     return 0
 

@@ -100,20 +100,8 @@ def behind_backlog(system: System, parked: int, backlog: int) -> dict[str, float
     """Lateness of `parked` retries that fall due (1 s after they are parked) while a
     backlog of `backlog` fresh commands, sent at the same moment, is being handled."""
     prefix = f"due-{new_id()[:6]}-"
-    topic = system.topic("shipping.commands")
     due = int(time.time() * 1000) + 1000
-    records: list[Any] = []
-    for i in range(parked):
-        command = ship(f"{prefix}{i:05d}")
-        origin = Origin(topic, i % 4, 10**12 + i)  # no real record's offset: no dedupe hit
-        records.append(
-            (
-                command.aggregate_id.encode(),
-                command.to_json(),
-                retry_headers([], origin, 1, due, "TransientFailure", "bench"),
-            )
-        )
-    send_records(system.bootstrap, system.topic("shipping.commands.retry.1"), records)
+    park(system, parked, due, prefix, first_offset=10**12)  # no real offset: no dedupe hit
     fresh = f"fresh-{new_id()[:6]}-"
     send_paced(system, [ship(f"{fresh}{i:05d}") for i in range(backlog)], None)
     wait_for(lambda: len(answered(system, fresh)) == backlog, 600, "backlog", every=1.0)
@@ -139,14 +127,15 @@ def behind_backlog(system: System, parked: int, backlog: int) -> dict[str, float
     }
 
 
-def park(system: System, n: int) -> None:
-    """n records waiting in retry.1, due in an hour (as the agent would have put them)."""
+def park(system: System, n: int, due: int, prefix: str = "parked-", first_offset: int = 0) -> None:
+    """n records waiting in retry.1 until `due` (epoch ms), as the agent would have put
+    them; their origin offsets start at `first_offset`."""
     topic = system.topic("shipping.commands")
-    due = int(time.time() * 1000) + 3_600_000
     records: list[Any] = []
     for i in range(n):
-        command = ship(f"parked-{i:05d}")
-        headers = retry_headers([], Origin(topic, i % 4, i), 1, due, "TransientFailure", "bench")
+        command = ship(f"{prefix}{i:05d}")
+        origin = Origin(topic, i % 4, first_offset + i)
+        headers = retry_headers([], origin, 1, due, "TransientFailure", "bench")
         records.append((command.aggregate_id.encode(), command.to_json(), headers))
     send_records(system.bootstrap, system.topic("shipping.commands.retry.1"), records)
 
@@ -192,7 +181,7 @@ def main() -> int:
                 # Three runs each; the medians are compared (single runs vary by +-20%
                 # on this machine).
                 bases = [throughput(plain, args.backlog, "base") for _ in range(3)]
-                park(plain, 10_000)
+                park(plain, 10_000, int(time.time() * 1000) + 3_600_000)  # due in an hour
                 waitings = [throughput(plain, args.backlog, "waiting") for _ in range(3)]
                 print(
                     "    runs/s: nothing waiting "

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,20 @@ def compare_tracing(system: System, runs: int, orders: int) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def deployment() -> Iterator[System]:
+    """The four services, one worker each, on the local broker (started if need be);
+    afterwards the workers are stopped and the run's topics deleted."""
+    with kafka() as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        system = System(bootstrap, Path(tmp), log_level="warning")
+        try:
+            system.start()
+            yield system
+        finally:
+            system.stop()
+            asyncio.run(delete_topics_starting(bootstrap, system.env["STREAMAPP_APP_ID"]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=3000, help="backlog size for (A)")
@@ -171,59 +187,47 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.compare_tracing:
-        with kafka() as bootstrap, tempfile.TemporaryDirectory() as tmp:
-            system = System(bootstrap, Path(tmp), log_level="warning")
+        with deployment() as system:
             run = system.env["STREAMAPP_APP_ID"]
-            try:
-                system.start()
-                found = compare_tracing(system, args.compare_tracing, args.orders)
-            finally:
-                system.stop()
-                asyncio.run(delete_topics_starting(bootstrap, run))
+            found = compare_tracing(system, args.compare_tracing, args.orders)
         print(f"saved {save(run, {'run': run, 'orders': args.orders, **found})}")
         return 0
-    with kafka() as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        system = System(bootstrap, Path(tmp), log_level="warning")
-        run = system.env["STREAMAPP_APP_ID"]
+    with deployment() as system:
+        bootstrap, run = system.bootstrap, system.env["STREAMAPP_APP_ID"]
         result: dict[str, Any] = {"run": run, "orders": args.orders}
-        try:
-            system.start()
-            run_orders(system, 50, 20, seed=1)  # warm-up: connections, caches, JIT-free paths
-            cpu_before = worker_cpu(system)
-            records_before = asyncio.run(topic_records(bootstrap, run))
-            backlog = run_orders(system, args.orders, 100_000, seed=2)
-            sustained = drain_rate(backlog)
-            time.sleep(3)  # the end commands (CommitInventory) of the last sagas
-            costs = capacity(system, cpu_before, records_before, len(backlog["completed"]))
-            print(
-                f"(A) backlog of {args.orders} orders: {len(backlog['completed'])} completed; "
-                f"sustained {sustained:.1f} sagas/s"
-            )
-            rate = max(1.0, round(sustained / 2))
-            n = int(rate * args.latency_seconds)
-            paced = run_orders(system, n, rate, seed=3)
-            lat = latencies(paced)  # the rate held if drain ~= offered rate
-            print(
-                f"(B) {n} orders at {rate:.0f}/s (half of A): {len(paced['completed'])} completed; "
-                f"latency p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms"
-            )
-            result.update(
-                {
-                    "completed": len(backlog["completed"]),
-                    "sustained_per_s": round(sustained, 1),
-                    "paced_drain_per_s": round(drain_rate(paced), 1),
-                    "latency_rate_per_s": rate,
-                    "latency_orders": n,
-                    "latency_completed": len(paced["completed"]),
-                    "latency_ms": {k: round(v, 1) for k, v in lat.items()},
-                    "not_completed": backlog["not_completed"][:10] + paced["not_completed"][:10],
-                    "max_lines": MAX_LINES,
-                    **costs,
-                }
-            )
-        finally:
-            system.stop()
-            asyncio.run(delete_topics_starting(bootstrap, run))
+        run_orders(system, 50, 20, seed=1)  # warm-up: connections, caches, JIT-free paths
+        cpu_before = worker_cpu(system)
+        records_before = asyncio.run(topic_records(bootstrap, run))
+        backlog = run_orders(system, args.orders, 100_000, seed=2)
+        sustained = drain_rate(backlog)
+        time.sleep(3)  # the end commands (CommitInventory) of the last sagas
+        costs = capacity(system, cpu_before, records_before, len(backlog["completed"]))
+        print(
+            f"(A) backlog of {args.orders} orders: {len(backlog['completed'])} completed; "
+            f"sustained {sustained:.1f} sagas/s"
+        )
+        rate = max(1.0, round(sustained / 2))
+        n = int(rate * args.latency_seconds)
+        paced = run_orders(system, n, rate, seed=3)
+        lat = latencies(paced)  # the rate held if drain ~= offered rate
+        print(
+            f"(B) {n} orders at {rate:.0f}/s (half of A): {len(paced['completed'])} completed; "
+            f"latency p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms"
+        )
+        result.update(
+            {
+                "completed": len(backlog["completed"]),
+                "sustained_per_s": round(sustained, 1),
+                "paced_drain_per_s": round(drain_rate(paced), 1),
+                "latency_rate_per_s": rate,
+                "latency_orders": n,
+                "latency_completed": len(paced["completed"]),
+                "latency_ms": {k: round(v, 1) for k, v in lat.items()},
+                "not_completed": backlog["not_completed"][:10] + paced["not_completed"][:10],
+                "max_lines": MAX_LINES,
+                **costs,
+            }
+        )
     print(f"saved {save(run, result)}")
     return 0 if not result.get("not_completed") else 1
 
