@@ -63,6 +63,7 @@ bench: setup
 	$(BIN)/python -m bench.eventstore
 	$(BIN)/python -m bench.saga
 	$(BIN)/python -m bench.retry
+	$(BIN)/python -m bench.restore
 	$(BIN)/python -m bench.state_retention
 	$(BIN)/python -m bench.validators
 	$(BIN)/python -m bench.compression

@@ -12,7 +12,8 @@ machine, next to the broker and the load generator.
     CreateOrder sent -> SagaCompleted record time, p50/p95/p99.
 
 The backlog of (A) also gives the capacity model (docs/scaling.md): each worker's CPU
-time per completed saga (/proc) and the records each topic gained per saga.
+time per completed saga (/proc), the records each topic gained per saga, and each
+worker's resident memory after it.
 
 (C) ``--compare-tracing N``: the cost of the tracer. The backlog of (A) (smaller) with
     tracing on and off, alternating N times each in one run, the orders worker restarted
@@ -103,6 +104,23 @@ async def topic_records(bootstrap: str, prefix: str) -> dict[str, int]:
     return totals
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process now, MB (/proc/<pid>/status VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def worker_rss(system: System) -> dict[str, float]:
+    """Resident memory of every worker process, MB, by service."""
+    return {
+        name: rss_mb(worker.proc.pid)
+        for name, worker in system.workers.items()
+        if worker.proc is not None
+    }
+
+
 def worker_cpu(system: System) -> dict[str, float]:
     """CPU seconds so far of every worker process, by service."""
     used = {}
@@ -125,9 +143,11 @@ def capacity(
         for topic, n in records_after.items()
         if n > records_before.get(topic, 0)
     }
+    rss = worker_rss(system)
     print(f"(A) CPU ms per saga by service: {cpu}")
     print(f"(A) records per saga by topic: {records}")
-    return {"cpu_ms_per_saga": cpu, "records_per_saga": records}
+    print(f"(A) worker RSS after the backlog, MB: {rss}")
+    return {"cpu_ms_per_saga": cpu, "records_per_saga": records, "rss_mb": rss}
 
 
 def compare_tracing(system: System, runs: int, orders: int) -> dict[str, Any]:

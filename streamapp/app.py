@@ -20,7 +20,7 @@ from faust.types import EventT, TableT, TopicT
 
 from streamapp import topics
 from streamapp.health import ReadinessInputs, readiness
-from streamapp.kafka import faust_patches, local_state, shutdown, stop_wait
+from streamapp.kafka import bulk_restore, faust_patches, local_state, shutdown, stop_wait
 from streamapp.kafka.lag import consumer_lag
 from streamapp.kafka.producer import IdempotentProducer
 from streamapp.kafka.recovery import recovery_active, recovery_remaining
@@ -37,6 +37,7 @@ from streamapp.web.errors import web_application_options
 log = logging.getLogger(__name__)
 
 faust_patches.apply()  # before any consumer exists: see the module for the bug
+bulk_restore.apply_patch()  # tables restored in batches: see the module
 stop_wait.apply()  # the same: waiting at stop/rebalance for copies nobody processes
 shutdown.apply()  # leave the group ~2 s sooner on SIGTERM: see the module
 

@@ -187,6 +187,11 @@ class Settings:
         "Validate commands and events against their registered schemas (off: only for "
         "measuring what validation costs; the registry still runs).",
     )
+    table_bulk_restore: bool = setting(
+        True,
+        "Restore tables from their changelogs in bulk with a plain Kafka consumer before "
+        "faust's record-at-a-time recovery (streamapp.kafka.bulk_restore; bench/restore.py).",
+    )
     tracing_enabled: bool = setting(
         True,
         "Orders service: build a trace per correlation id from every event topic "
