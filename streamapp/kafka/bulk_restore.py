@@ -18,18 +18,21 @@ standbys, the end of recovery. The progress gauge (streamapp.kafka.recovery) fol
 batches.
 
 Safe to stop at any point: each batch lands whole with its offset, and whatever is left
-is faust's to read as before. faust bounds the step by ``broker_request_timeout`` (a
-timeout there stops recovery), so the bulk read ends after half of it; a new rebalance
-cancels it; transactional apps (``exactly_once``) are left to faust,
-which handles aborted records. ``table_bulk_restore`` turns it off.
+is faust's to read as before. faust bounds the step by ``broker_request_timeout`` and a
+timeout there stops its recovery for good, so the whole bulk read (connecting and
+closing included) is cut off after half of it; a new rebalance stops it before the next
+batch and drops revoked partitions (faust cancels the step only once the rebalance is
+done). Transactional apps (``exactly_once``, aborted records) and other stores are left
+to faust. ``table_bulk_restore`` turns it off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.recovery import Recovery
@@ -45,6 +48,8 @@ FETCH_BYTES = 4 << 20
 #: worker would never be ready): the bulk restore keeps to half of it, then leaves the
 #: rest to faust's recovery (~5 M records at bench/restore.py's rate with faust's 90 s).
 BUDGET_SHARE = 0.5
+#: How long closing the bulk consumer may take (it runs inside that budget too).
+STOP_S = 5.0
 
 
 class _Record:
@@ -63,90 +68,153 @@ class _Record:
 
 
 def ranges(
-    tps: Iterable[TP], offsets: MutableMapping[TP, Any], highwaters: MutableMapping[TP, Any]
+    tps: Iterable[TP], offsets: Mapping[TP, Any], highwaters: Mapping[TP, Any]
 ) -> dict[TP, tuple[int, int]]:
-    """Changelog partitions with records left: tp -> (first offset to read, highwater).
+    """Changelog partitions with records left: tp -> (first offset to read, end), the end
+    exclusive.
 
-    faust's offset is the last one applied (-1 or None: none; the earliest minus one
-    after compaction); its highwater the log end offset."""
+    faust's offset is the last one applied (-1: none; the earliest minus one after
+    compaction); its highwater is the *last* offset in the log (the log end offset minus
+    one, ``Recovery._build_highwaters``; -1: empty)."""
     todo = {}
     for tp in tps:
-        applied, end = offsets.get(tp), highwaters.get(tp)
+        applied, last = offsets.get(tp), highwaters.get(tp)
         start = 0 if applied is None or applied < 0 else applied + 1
-        if isinstance(end, int) and end > start:
-            todo[tp] = (start, end)
+        if isinstance(last, int) and last >= start:
+            todo[tp] = (start, last + 1)
     return todo
+
+
+class Consumer(Protocol):
+    """What the bulk read needs of an AIOKafkaConsumer (assigned, sought already)."""
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[Any]]: ...
+
+    async def position(self, partition: TopicPartition) -> int: ...
+
+    def pause(self, *partitions: TopicPartition) -> None: ...
+
+
+async def drain(
+    consumer: Consumer,
+    todo: Mapping[TP, tuple[int, int]],
+    apply: Callable[[TP, list[_Record]], None],
+    applied: MutableMapping[TP, Any],
+    wanted: Callable[[TP], bool] = lambda tp: True,
+) -> int:
+    """Read every range of `todo` from `consumer` and hand it to `apply` a batch per
+    partition at a time, recording each batch's last offset in `applied`; a partition no
+    longer `wanted` (revoked by a rebalance) is dropped. The records applied.
+
+    ``apply`` and the offset update run without an await between them, so a cancel never
+    separates a batch from its offset."""
+    by_kafka = {TopicPartition(tp.topic, tp.partition): tp for tp in todo}
+    left, total = set(by_kafka), 0
+
+    def done(ktp: TopicPartition) -> None:
+        left.discard(ktp)
+        consumer.pause(ktp)  # no more fetches for it
+
+    while left:
+        fetched = await consumer.getmany(*left, timeout_ms=1000, max_records=BATCH)
+        for ktp, records in fetched.items():
+            tp = by_kafka[ktp]
+            if ktp not in left:
+                continue
+            if not wanted(tp):
+                done(ktp)
+                continue
+            end = todo[tp][1]
+            batch = [_Record(tp, r.offset, r.key, r.value) for r in records if r.offset < end]
+            if batch:
+                apply(tp, batch)
+                applied[tp] = batch[-1].offset
+                total += len(batch)
+            if records and records[-1].offset >= end - 1:
+                done(ktp)
+        for ktp in list(left):  # compaction can leave the log's last offsets empty
+            if not wanted(by_kafka[ktp]) or await consumer.position(ktp) >= todo[by_kafka[ktp]][1]:
+                done(ktp)
+        await asyncio.sleep(0)  # web requests (/ready, /metrics) meanwhile
+    return total
 
 
 async def restore(
     bootstrap: str,
-    todo: dict[TP, tuple[int, int]],
+    todo: Mapping[TP, tuple[int, int]],
     apply: Callable[[TP, list[_Record]], None],
     applied: MutableMapping[TP, Any],
-    budget_s: float,
+    wanted: Callable[[TP], bool] = lambda tp: True,
 ) -> int:
-    """Read every range of `todo` and hand it to `apply` a batch per partition at a time,
-    recording each batch's last offset in `applied`, for at most `budget_s` seconds; the
-    records applied."""
-    deadline = asyncio.get_running_loop().time() + budget_s
+    """`drain` from a plain consumer of `bootstrap` (no group), sought to each range's
+    start; the records applied."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         max_partition_fetch_bytes=FETCH_BYTES,
         auto_offset_reset="earliest",
     )
-    await consumer.start()
-    total = 0
     try:
-        by_kafka = {TopicPartition(tp.topic, tp.partition): tp for tp in todo}
-        consumer.assign(list(by_kafka))
-        for ktp, tp in by_kafka.items():
-            consumer.seek(ktp, todo[tp][0])
-        left = set(by_kafka)
-        while left and asyncio.get_running_loop().time() < deadline:
-            fetched = await consumer.getmany(*left, timeout_ms=1000, max_records=BATCH)
-            for ktp, records in fetched.items():
-                tp = by_kafka[ktp]
-                end = todo[tp][1]
-                batch = [_Record(tp, r.offset, r.key, r.value) for r in records if r.offset < end]
-                if batch:
-                    apply(tp, batch)
-                    applied[tp] = batch[-1].offset
-                    total += len(batch)
-                if records and records[-1].offset >= end - 1:
-                    left.discard(ktp)
-            for ktp in list(left):  # compaction can leave the log's last offsets empty
-                if await consumer.position(ktp) >= todo[by_kafka[ktp]][1]:
-                    left.discard(ktp)
-            await asyncio.sleep(0)  # web requests (/ready, /metrics) meanwhile
+        await consumer.start()
+        ktps = [TopicPartition(tp.topic, tp.partition) for tp in todo]
+        consumer.assign(ktps)
+        for ktp, (first, _) in zip(ktps, todo.values(), strict=True):
+            consumer.seek(ktp, first)
+        return await drain(consumer, todo, apply, applied, wanted)
     finally:
-        await consumer.stop()
-    return total
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(consumer.stop(), STOP_S)
+
+
+def enabled(app: Any) -> bool:
+    """streamapp apps with the setting on, RocksDB tables, no transactions (faust's path
+    handles aborted transactional records)."""
+    settings = getattr(app, "settings", None)
+    return (
+        settings is not None
+        and bool(settings.table_bulk_restore)
+        and not app.in_transaction
+        and str(app.conf.store).startswith("rocksdb:")
+    )
 
 
 async def restore_actives(recovery: Any, tps: Iterable[TP]) -> None:
-    """Bulk-restore the active changelog partitions `tps` of a faust Recovery."""
+    """Bulk-restore the active changelog partitions `tps` of a faust Recovery, for at
+    most its budget, stopping at the next rebalance."""
     app = recovery.app
-    if app.in_transaction or not app.settings.table_bulk_restore:
+    if not enabled(app):
         return
     todo = ranges(tps, recovery.active_offsets, recovery.active_highwaters)
     if not todo:
         return
     tables = recovery.tp_to_table
+    rebalance = recovery.signal_recovery_start
+
+    def wanted(tp: TP) -> bool:
+        return not rebalance.is_set() and tp in recovery.active_tps
+
+    records = 0
 
     def apply(tp: TP, batch: list[_Record]) -> None:
+        nonlocal records
         tables[tp].apply_changelog_batch(batch)
+        records += len(batch)
 
     loop = asyncio.get_running_loop()
     started = loop.time()
     budget = BUDGET_SHARE * float(app.conf.broker_request_timeout)
-    records = await restore(app.settings.bootstrap, todo, apply, recovery.active_offsets, budget)
-    seconds = loop.time() - started
+    try:
+        async with asyncio.timeout(budget):
+            await restore(app.settings.bootstrap, todo, apply, recovery.active_offsets, wanted)
+    except TimeoutError:
+        log.warning("bulk restore stopped after %.0f s; faust's recovery reads the rest", budget)
     log.info(
         "bulk-restored %d changelog records of %d partitions in %.1f s",
         records,
         len(todo),
-        seconds,
+        loop.time() - started,
     )
 
 
