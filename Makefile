@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 WORKERS ?= 1
 
-.PHONY: setup system-deps run test lint unit integration bench clean
+.PHONY: setup system-deps run test lint unit integration bench bench-quick clean
 
 #: Debian packages the tests drive as real outside clients: promtool and a Prometheus
 #: server (package prometheus), headless Chromium (package chromium).
@@ -56,6 +56,9 @@ integration: setup system-deps
 
 test-scale: setup system-deps
 	$(BIN)/pytest -m scale tests/integration
+
+bench-quick: setup
+	$(BIN)/python -m bench.quick
 
 bench: setup
 	mkdir -p bench/out && touch bench/out/.make-bench-started

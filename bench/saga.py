@@ -11,10 +11,16 @@ machine, next to the broker and the load generator.
 (B) Latency: happy orders at about half of (A)'s rate for --latency-seconds; latency =
     CreateOrder sent -> SagaCompleted record time, p50/p95/p99.
 
+(R) The raw saga ceiling (bench/saga_ceiling.py): the records per saga of (A)'s backlog
+    moved by plain aiokafka with no logic, in sagas/s; (A) is given as a share of it.
+
 The backlog of (A) also gives the capacity model (docs/scaling.md): each worker's CPU
 time per completed saga (/proc), the records each topic gained per saga, and each
 worker's resident memory after it.
 
+(L) ``--compare-linger 0,5,20``: the producer linger of every service, alternating
+    --runs times in one run (all workers restarted for each): backlog drain rate, the
+    orders worker's CPU per saga, and latency at --rate for --latency-seconds.
 (C) ``--compare-tracing N``: the cost of the tracer. The backlog of (A) (smaller) with
     tracing on and off, alternating N times each in one run, the orders worker restarted
     with ``STREAMAPP_TRACING_ENABLED`` between them; ratio of the medians on/off.
@@ -38,6 +44,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import delete_topics_starting, kafka, save
+from bench.saga_ceiling import measure as ceiling_measure
 from streamapp.kafka.topics import describe_topics
 from streamapp.seeds import load_seeds
 from streamapp.settings import load_settings
@@ -47,6 +54,8 @@ from tests.integration.system import System
 #: Skus per happy order: 1..MAX_LINES (STREAMAPP_BENCH_MAX_LINES; 3 before loadgen's
 #: orders grew to 4 lines, for comparisons with earlier runs).
 MAX_LINES = int(os.environ.get("STREAMAPP_BENCH_MAX_LINES", "4"))
+#: Partitions of every topic (tests.integration.system's deployment).
+PARTITIONS = 4
 
 
 def run_orders(system: System, n: int, rate: float, seed: int) -> dict[str, Any]:
@@ -184,6 +193,41 @@ def compare_tracing(system: System, runs: int, orders: int) -> dict[str, Any]:
     }
 
 
+def compare_linger(
+    system: System, lingers: list[int], runs: int, orders: int, rate: float, seconds: float
+) -> dict[str, Any]:
+    """(L): every service's producer linger, alternating in one run: per linger the
+    backlog drain rate, the orders worker's CPU per saga, and the latency at `rate`."""
+    found: dict[str, dict[str, list[float]]] = {
+        str(ms): {"rate": [], "cpu_ms": [], "p50": [], "p99": []} for ms in lingers
+    }
+    for n in range(runs):
+        for ms in lingers:
+            system.configure(producer_linger_ms=str(ms))
+            system.restart(*system.workers)
+            run_orders(system, 30, 20, seed=300 + n)  # warm-up after the restart
+            proc = system.workers["orders"].proc
+            assert proc is not None
+            before = cpu_seconds(proc.pid)
+            backlog = run_orders(system, orders, 100_000, seed=400 + n)
+            used = cpu_seconds(proc.pid) - before
+            paced = latencies(run_orders(system, int(rate * seconds), rate, seed=500 + n))
+            row = found[str(ms)]
+            row["rate"].append(round(drain_rate(backlog), 1))
+            row["cpu_ms"].append(round(1000 * used / max(len(backlog["completed"]), 1), 2))
+            row["p50"].append(round(paced["p50"], 1))
+            row["p99"].append(round(paced["p99"], 1))
+            print(
+                f"(L) run {n + 1}, linger {ms} ms: {row['rate'][-1]} sagas/s, orders "
+                f"{row['cpu_ms'][-1]} ms CPU/saga; at {rate:g}/s p50 {row['p50'][-1]} ms, "
+                f"p99 {row['p99'][-1]} ms"
+            )
+    medians = {ms: {k: statistics.median(v) for k, v in row.items()} for ms, row in found.items()}
+    for ms, row in medians.items():
+        print(f"(L) linger {ms} ms, medians: {row}")
+    return {"linger_runs": found, "linger_medians": medians, "linger_latency_rate": rate}
+
+
 @contextlib.contextmanager
 def deployment() -> Iterator[System]:
     """The four services, one worker each, on the local broker (started if need be);
@@ -202,10 +246,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=3000, help="backlog size for (A)")
     parser.add_argument("--latency-seconds", type=float, default=60.0)
+    parser.add_argument("--ceiling-sagas", type=int, default=1000, help="sagas moved by (R)")
     parser.add_argument(
         "--compare-tracing", type=int, default=0, metavar="N", help="(C) only: N runs each"
     )
+    parser.add_argument(
+        "--compare-linger",
+        default="",
+        metavar="MS,MS",
+        help="(L) only: producer lingers to compare (e.g. 0,5,20), --runs each",
+    )
+    parser.add_argument("--runs", type=int, default=2, help="runs per linger for (L)")
+    parser.add_argument("--rate", type=float, default=8.0, help="latency rate for (L)")
     args = parser.parse_args()
+    if args.compare_linger:
+        lingers = [int(ms) for ms in args.compare_linger.split(",")]
+        with deployment() as system:
+            run = system.env["STREAMAPP_APP_ID"]
+            found = compare_linger(
+                system, lingers, args.runs, args.orders, args.rate, args.latency_seconds
+            )
+        print(f"saved {save(run, {'run': run, 'orders': args.orders, **found})}")
+        return 0
     if args.compare_tracing:
         with deployment() as system:
             run = system.env["STREAMAPP_APP_ID"]
@@ -222,9 +284,13 @@ def main() -> int:
         sustained = drain_rate(backlog)
         time.sleep(3)  # the end commands (CommitInventory) of the last sagas
         costs = capacity(system, cpu_before, records_before, len(backlog["completed"]))
+        raw = ceiling_measure(
+            bootstrap, run, costs["records_per_saga"], args.ceiling_sagas, PARTITIONS
+        )
         print(
             f"(A) backlog of {args.orders} orders: {len(backlog['completed'])} completed; "
-            f"sustained {sustained:.1f} sagas/s"
+            f"sustained {sustained:.1f} sagas/s = {sustained / raw['sagas_per_s']:.2f} of the "
+            "raw saga ceiling"
         )
         rate = max(1.0, round(sustained / 2))
         n = int(rate * args.latency_seconds)
@@ -246,6 +312,8 @@ def main() -> int:
                 "not_completed": backlog["not_completed"][:10] + paced["not_completed"][:10],
                 "max_lines": MAX_LINES,
                 **costs,
+                "raw_ceiling": raw,
+                "vs_raw_ceiling": round(sustained / raw["sagas_per_s"], 3),
             }
         )
     print(f"saved {save(run, result)}")

@@ -211,7 +211,7 @@ async def restore_actives(recovery: Any, tps: Iterable[TP]) -> None:
     except TimeoutError:
         log.warning("bulk restore stopped after %.0f s; faust's recovery reads the rest", budget)
     log.info(
-        "bulk-restored %d changelog records of %d partitions in %.1f s",
+        "bulk-restored %d changelog records of %d partitions in %.3f s",
         records,
         len(todo),
         loop.time() - started,
