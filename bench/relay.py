@@ -113,6 +113,7 @@ def faust_relay(
         "RELAY_DATADIR": str(log_path.parent / "faust"),
     }
     faust = Path(sys.executable).parent / "faust"
+    log_path.parent.mkdir(parents=True, exist_ok=True)  # bench/out is not in a fresh clone
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(
             [str(faust), "-A", "bench.relay_app", "worker", "-l", loglevel, "--without-web"],
