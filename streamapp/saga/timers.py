@@ -147,8 +147,6 @@ def effects(
     no saga); delete: remove the saga (expired, or a tick for a saga that is gone);
     write: store `stored` (the record of `after`: it changed, or a redelivery, as the
     local store may be ahead of the changelog); tick_entry: the expiries key an expiry tick names.
-    The deadline is written only when it moved (or on a redelivery): most answers within a
-    step (one per sku of a fan-out) leave it where it was.
     """
     out = Effects()
     old_expiry = before.expires_ms if before is not None else None
@@ -167,10 +165,9 @@ def effects(
     if write:
         out.write(SAGAS, key, stored)
         due = after.next_deadline()
-        was = before.next_deadline() if before is not None else None
-        if due is not None and (due != was or redelivered):  # unchanged: already stored
+        if due is not None:
             out.write(DEADLINES, key, due)
-        elif due is None and (redelivered or was is not None):
+        elif redelivered or (before is not None and before.next_deadline() is not None):
             out.delete(DEADLINES, key)
         if old_expiry is not None and old_expiry != new_expiry:
             out.delete(EXPIRIES, index_entry(old_expiry, key))

@@ -34,11 +34,6 @@ class Store(dict[bytes, Any]):
     def __init__(self) -> None:
         super().__init__()
         self.tombstones: list[bytes] = []
-        self.writes: list[tuple[bytes, Any]] = []  # every assignment, as the changelog
-
-    def __setitem__(self, key: bytes, value: Any) -> None:
-        self.writes.append((key, value))
-        super().__setitem__(key, value)
 
     def __delitem__(self, key: bytes) -> None:
         self.tombstones.append(key)
@@ -264,42 +259,6 @@ def test_a_redelivery_rewrites_the_index_entry() -> None:
         b"k", _State(5), _State(5), stored={}, delete=False, write=True, redelivered=False
     )
     assert EXPIRIES not in unchanged.writes and unchanged.deletes == {}
-
-
-def test_the_deadline_is_written_only_when_it_moves_or_on_a_redelivery() -> None:
-    def deadline_writes(before: int | None, after: int | None, redelivered: bool) -> Any:
-        e = effects(
-            b"k",
-            _State(None, before),
-            _State(None, after),
-            stored={},
-            delete=False,
-            write=True,
-            redelivered=redelivered,
-        )
-        return e.writes.get(DEADLINES), e.deletes.get(DEADLINES)
-
-    assert deadline_writes(100, 100, redelivered=False) == (None, None)  # still stored
-    assert deadline_writes(100, 100, redelivered=True) == ({b"k": 100}, None)
-    assert deadline_writes(100, 200, redelivered=False) == ({b"k": 200}, None)
-    assert deadline_writes(None, 200, redelivered=False) == ({b"k": 200}, None)
-    assert deadline_writes(100, None, redelivered=False) == (None, [b"k"])
-    assert deadline_writes(None, None, redelivered=False) == (None, None)
-
-
-def test_a_fan_out_step_writes_its_deadline_once() -> None:
-    """ReserveInventory per sku: the answers before the last leave the deadline as is."""
-    agent = Agent()
-    writes = agent.tables[DEADLINES].writes
-    items = [{"sku": sku, "quantity": 1} for sku in ("A", "B", "C")]
-    r = agent.feed(ORDERS, "OrderCreated", T0, customerId="c", items=items)
-    assert len(writes) == 1 and len(r.commands) == 3
-    for i, sent in enumerate(r.commands[:2]):
-        agent.feed("inventory", "InventoryReserved", T0 + 1 + i, sent.command.command_id)
-    assert len(writes) == 1  # two of three answers: same step, same deadline
-    agent.feed("inventory", "InventoryReserved", T0 + 5, r.commands[2].command.command_id)
-    assert len(writes) == 2  # the step moved on: a new deadline
-    assert agent.tables[DEADLINES][b"order-1"] == writes[-1][1]
 
 
 class _State:
