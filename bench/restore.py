@@ -99,7 +99,10 @@ async def raw_read(bootstrap: str, topic: str) -> tuple[int, float]:
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         total, read, first = sum(ends.values()), 0, None
+        deadline = time.monotonic() + 600
         while read < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"read {read} of {total} records of {topic} in 600 s")
             batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             if first is None and batch:
                 first = time.monotonic()
@@ -161,7 +164,7 @@ def timed_restore(system: System, keys: int, bulk: bool = True) -> dict[str, Any
         raise RuntimeError(f"no restore of {keys} keys within 600 s:\n{worker.log()}")
     how = "gauge"
     if timed is None and first is not None:  # ready before a poll saw 0 left
-        timed = (first[1], time.monotonic() - first[0])
+        timed, how = (first[1], time.monotonic() - first[0]), "ready"
     if timed is None:
         log = worker.log_path.read_bytes()[logged_before:].decode(errors="replace")
         timed, how = bulk_line(log), "log"

@@ -4,8 +4,9 @@ bench/saga's backlog run counts the records each topic gained per completed saga
 capacity figures) and this samples their sizes. The ceiling replays that traffic on
 fresh topics of the same partition count: one aiokafka producer (acks=all, linger 5 ms,
 idempotent, as the workers) writes every record of N sagas, keyed by saga, and one
-aiokafka consumer reads every record of the topics the services consume (all but the
-changelogs, which a worker only writes while running). Sagas/s = N / the time from the
+aiokafka consumer reads every record of the topics the services consume (not the
+changelogs, which a worker only writes while running, nor sagas.events, which only
+clients read). Sagas/s = N / the time from the
 first send to the last record read; one process on the same two cores as the broker,
 so it also prices the Python clients' per-record cost, not only the broker's.
 
@@ -17,6 +18,7 @@ Called by bench/saga after its backlog (same run); alone:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -32,9 +34,13 @@ from streamapp.kafka.topics import admin_client, describe_topics
 SAMPLE = 200
 
 
+#: Written by the orchestrator, read by clients (loadgen, verify), by no service.
+CLIENT_ONLY = (".sagas.events",)
+
+
 def consumed(topic: str) -> bool:
     """Whether a service reads the topic while running (changelogs are only written)."""
-    return not topic.endswith("-changelog")
+    return not topic.endswith("-changelog") and topic not in CLIENT_ONLY
 
 
 async def record_sizes(bootstrap: str, prefix: str, topics: list[str]) -> dict[str, int]:
@@ -77,19 +83,19 @@ async def ceiling(
     """Move `sagas` sagas' records (per_saga: topic -> records per saga) through fresh
     topics ``<run>-ceiling.<n>``; the figures."""
     names = {topic: f"{run}-ceiling.{n}" for n, topic in enumerate(sorted(per_saga))}
-    async with admin_client(bootstrap) as admin:
-        await admin.create_topics(
-            [NewTopic(name, partitions, 1) for name in names.values()], timeout_ms=30_000
-        )
     plan = {topic: counts(per_saga[topic], sagas) for topic in per_saga}
     expected = sum(sum(plan[t]) for t in plan if consumed(t))
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=True
     )
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await producer.start()
-    await consumer.start()
     try:
+        async with admin_client(bootstrap) as admin:
+            await admin.create_topics(
+                [NewTopic(name, partitions, 1) for name in names.values()], timeout_ms=30_000
+            )
+        await producer.start()
+        await consumer.start()
         tps = [
             TopicPartition(names[t], p) for t in per_saga if consumed(t) for p in range(partitions)
         ]
@@ -119,8 +125,9 @@ async def ceiling(
         await asyncio.wait_for(reader, 600)
         elapsed = time.monotonic() - started
     finally:
-        await consumer.stop()
-        await producer.stop()
+        for client in (consumer, producer):
+            with contextlib.suppress(Exception):  # one that never started
+                await client.stop()
         await delete_topics_starting(bootstrap, f"{run}-ceiling.")
     records = sum(sum(c) for c in plan.values())
     return {
@@ -160,7 +167,8 @@ def main() -> int:
     if per_saga is None:
         raise SystemExit("run bench/saga first: its records per saga shape the ceiling")
     with kafka() as bootstrap:
-        found = asyncio.run(ceiling(bootstrap, "bench-ceiling", per_saga, {}, 1000, 4))
+        run = f"bench-ceiling-{int(time.time())}"
+        found = asyncio.run(ceiling(bootstrap, run, per_saga, {}, 1000, 4))
     print(found)
     return 0
 
