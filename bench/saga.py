@@ -159,6 +159,18 @@ def capacity(
     return {"cpu_ms_per_saga": cpu, "records_per_saga": records, "rss_mb": rss}
 
 
+def backlog_after_restart(system: System, orders: int, seed: int) -> tuple[dict[str, Any], float]:
+    """After a restart: a 30-order warm-up, then a backlog of `orders`; the backlog's
+    result and the orders worker's CPU ms per completed saga."""
+    run_orders(system, 30, 20, seed=seed)  # warm-up after the restart
+    proc = system.workers["orders"].proc
+    assert proc is not None
+    before = cpu_seconds(proc.pid)
+    result = run_orders(system, orders, 100_000, seed=seed + 100)
+    used = cpu_seconds(proc.pid) - before
+    return result, 1000 * used / max(len(result["completed"]), 1)
+
+
 def compare_tracing(system: System, runs: int, orders: int) -> dict[str, Any]:
     """(C): backlog drain rates with the tracer on and off, alternating in one run, and
     the orders worker's CPU time per saga (less sensitive to a busy machine)."""
@@ -168,15 +180,10 @@ def compare_tracing(system: System, runs: int, orders: int) -> dict[str, Any]:
         for mode in ("on", "off"):
             system.configure(tracing_enabled="true" if mode == "on" else "false")
             system.restart("orders")
-            run_orders(system, 30, 20, seed=100 + n)  # warm-up after the restart
-            proc = system.workers["orders"].proc
-            assert proc is not None
-            before = cpu_seconds(proc.pid)
-            result = run_orders(system, orders, 100_000, seed=200 + n)
-            used = cpu_seconds(proc.pid) - before
+            result, cpu = backlog_after_restart(system, orders, seed=100 + n)
             rate = drain_rate(result)
             rates[mode].append(round(rate, 1))
-            cpu_ms[mode].append(round(1000 * used / max(len(result["completed"]), 1), 2))
+            cpu_ms[mode].append(round(cpu, 2))
             print(
                 f"(C) run {n + 1}, tracing {mode}: {rate:.1f} sagas/s, "
                 f"orders worker {cpu_ms[mode][-1]:.2f} ms CPU/saga"
@@ -205,16 +212,11 @@ def compare_linger(
         for ms in lingers:
             system.configure(producer_linger_ms=str(ms))
             system.restart(*system.workers)
-            run_orders(system, 30, 20, seed=300 + n)  # warm-up after the restart
-            proc = system.workers["orders"].proc
-            assert proc is not None
-            before = cpu_seconds(proc.pid)
-            backlog = run_orders(system, orders, 100_000, seed=400 + n)
-            used = cpu_seconds(proc.pid) - before
+            backlog, cpu = backlog_after_restart(system, orders, seed=300 + n)
             paced = latencies(run_orders(system, int(rate * seconds), rate, seed=500 + n))
             row = found[str(ms)]
             row["rate"].append(round(drain_rate(backlog), 1))
-            row["cpu_ms"].append(round(1000 * used / max(len(backlog["completed"]), 1), 2))
+            row["cpu_ms"].append(round(cpu, 2))
             row["p50"].append(round(paced["p50"], 1))
             row["p99"].append(round(paced["p99"], 1))
             print(
