@@ -13,10 +13,11 @@ restarted on its port and table directory, the group settles, and the next run s
 Median (min-max) of --runs runs per mode, for each --configs group timing:
 
     old   session 10 s, heartbeat 3 s (the defaults before issue 15)
-    new   the current defaults (settings.py: session 6 s, heartbeat 2 s)
+    new   the current defaults (settings.py)
     static  the current defaults + consumer_static_membership
     hb1   the current defaults with a 1 s heartbeat (a live worker hears of a rebalance
           sooner)
+    s6    session 6 s, heartbeat 1 s (the defaults before the assignment-heartbeat fix)
 
 The survivor's log gives where the time goes (detected, joined, assigned, recovered).
 
@@ -59,6 +60,7 @@ CONFIGS: dict[str, dict[str, str]] = {
     "new": {},
     "static": {"consumer_static_membership": "true"},
     "hb1": {"consumer_heartbeat_interval_ms": "1000"},
+    "s6": {"consumer_session_timeout_ms": "6000", "consumer_heartbeat_interval_ms": "1000"},
 }
 
 
@@ -139,14 +141,14 @@ class Load:
     def replies_of(self, partition: int) -> list[int]:
         return [
             self.replied[c]
-            for c, (p, _) in list(self.sent.items())
+            for c, (p, _) in self.sent.copy().items()
             if p == partition and c in self.replied
         ]
 
     def unanswered(self, sent_before_ms: int) -> list[str]:
         return [
             c
-            for c, (_, ms) in list(self.sent.items())
+            for c, (_, ms) in self.sent.copy().items()
             if ms < sent_before_ms and c not in self.replied
         ]
 

@@ -29,8 +29,8 @@ from bench.common import ROOT
 #: (module, arguments): each finishes in well under a minute on the development machine.
 QUICK = [
     ("bench.relay", ["--records", "2000", "--partitions", "4"]),
-    ("bench.saga", ["--orders", "40", "--latency-seconds", "4", "--ceiling-sagas", "40"]),
-    ("bench.restore", ["--keys", "3000", "--runs", "1", "--faust-runs", "1"]),
+    ("bench.saga", ["--orders", "20", "--latency-seconds", "2", "--ceiling-sagas", "20"]),
+    ("bench.restore", ["--keys", "2000", "--runs", "1", "--faust-runs", "1"]),
     ("bench.validators", ["--quick"]),
 ]
 #: For the whole run (the test that runs it allows 900 s); ~75 s is usual.

@@ -20,7 +20,15 @@ from faust.types import EventT, TableT, TopicT
 
 from streamapp import topics
 from streamapp.health import ReadinessInputs, readiness
-from streamapp.kafka import bulk_restore, faust_patches, local_state, shutdown, stop_wait
+from streamapp.kafka import (
+    assignment_heartbeat,
+    bulk_restore,
+    faust_patches,
+    local_state,
+    shutdown,
+    stop_wait,
+    table_start,
+)
 from streamapp.kafka.lag import consumer_lag
 from streamapp.kafka.producer import IdempotentProducer
 from streamapp.kafka.recovery import recovery_active, recovery_remaining
@@ -40,6 +48,8 @@ faust_patches.apply()  # before any consumer exists: see the module for the bug
 bulk_restore.apply_patch()  # tables restored in batches: see the module
 stop_wait.apply()  # the same: waiting at stop/rebalance for copies nobody processes
 shutdown.apply()  # leave the group ~2 s sooner on SIGTERM: see the module
+assignment_heartbeat.apply()  # no eviction while faust's assignment callback runs
+table_start.apply()  # tables start without faust's fixed one-second pause
 
 #: Feature modules faust scans for agents, tables, pages and timers, per service. Each
 #: service is its own Faust app (consumer group, tables, web server, Procfile entry).

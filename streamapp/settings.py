@@ -123,10 +123,11 @@ class Settings:
         "of the saga rate there).",
     )
     consumer_session_timeout_ms: int = setting(
-        6000,
+        3000,
         "Consumer group session timeout: how soon a crashed (kill -9) worker's partitions "
         "move to the others (faust's default is 60 s). The broker's "
-        "group.min.session.timeout.ms must allow it (the embedded one: 1 s).",
+        "group.min.session.timeout.ms must allow it (the embedded one: 1 s; a stock "
+        "Kafka: 6 s, set 6000 or more there).",
     )
     consumer_heartbeat_interval_ms: int = setting(
         1000,

@@ -36,7 +36,6 @@ def system(bootstrap: str, tmp_path: Path) -> Iterator[System]:
         # dead-lettered. The saga heals that without `dlq replay`: a forward step times
         # out and compensates, a compensation or the end command is sent again.
         inject_failure_max_per_record="0",
-        consumer_session_timeout_ms="6000",
         # Commit rarely, so each kill leaves processed-but-uncommitted records to redeliver.
         consumer_commit_interval_ms="5000",
     )

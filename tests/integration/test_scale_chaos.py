@@ -35,7 +35,6 @@ def system(bootstrap: str, tmp_path: Path) -> Iterator[System]:
         bootstrap,
         tmp_path,
         partitions="8",
-        consumer_session_timeout_ms="6000",
         # Commit rarely, so each kill leaves processed-but-uncommitted records to redeliver.
         consumer_commit_interval_ms="5000",
     )

@@ -8,14 +8,14 @@ from streamapp.app import faust_options
 from streamapp.settings import Settings, SettingsError, load_settings
 
 
-def test_defaults_bound_a_dead_workers_wait_to_six_seconds() -> None:
+def test_defaults_bound_a_dead_workers_wait_to_three_seconds() -> None:
     settings = Settings()
     assert (settings.consumer_session_timeout_ms, settings.consumer_heartbeat_interval_ms) == (
-        6000,
+        3000,
         1000,
     )
     options = faust_options(settings)
-    assert options["broker_session_timeout"] == pytest.approx(6.0)
+    assert options["broker_session_timeout"] == pytest.approx(3.0)
     assert options["broker_heartbeat_interval"] == pytest.approx(1.0)
 
 

@@ -49,6 +49,29 @@ def test_waits_for_the_record_in_flight_then_commits() -> None:
     assert consumer.commits == 1 and consumer.final == 1
 
 
+class AckedDuringCommit(FakeConsumer):
+    """The handler finishes (and its record is acknowledged) while the commit runs."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app)
+        self.ack_waits = 0
+
+    async def commit(self) -> None:
+        await super().commit()
+        for agent in self.app.agents.values():
+            for actor in agent._actors:
+                actor.stream.current_event = None
+
+    async def _wait_for_ack(self, timeout: float) -> None:  # noqa: ASYNC109
+        self.ack_waits += 1  # faust's would sleep its whole timeout: no ack is coming
+
+
+def test_a_record_acknowledged_during_the_commit_is_not_waited_for() -> None:
+    consumer = AckedDuringCommit(app_with(SimpleNamespace(message=message())))
+    asyncio.run(stop_wait.wait_for_in_flight(consumer))
+    assert (consumer.commits, consumer.ack_waits, consumer.final) == (1, 0, 1)
+
+
 def test_a_copy_nobody_processes_is_not_waited_for() -> None:
     consumer = FakeConsumer(app_with(None))  # the tracked message is in no stream
     asyncio.run(asyncio.wait_for(stop_wait.wait_for_in_flight(consumer), 1))
