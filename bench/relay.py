@@ -5,10 +5,14 @@ In one run against the same broker and the same 200,000 records of ~300 bytes:
   (b) a bare Faust agent relay (bench/relay_app.py, a real `faust worker` subprocess);
   (c) the broker's own ceiling: Kafka's ProducerPerformance and ConsumerPerformance
       (kafka-producer-perf-test / kafka-consumer-perf-test, from the kafka-tools jar the
-      local broker is fetched with) with the same record size, acks=all, linger 5 ms.
-Rates (a) and (b) come from the output records' timestamps (first to last relayed record), so
-start-up and group joining are excluded the same way for both. Prints records/s, b/a, and
-a/c and b/c against the slower of (c)'s produce and consume rates.
+      local broker is fetched with) with the same record size, acks=all, linger 5 ms;
+  (d) streamapp's relay pattern (bench/streamapp_relay_app.py): a StreamApp worker whose
+      one agent is a ResilientConsumer sending each record on — what every streamapp
+      agent pays per record before its own logic.
+Rates (a), (b) and (d) come from the output records' timestamps (first to last relayed
+record), so start-up and group joining are excluded the same way for all. Prints
+records/s, b/a, d/a, and a/c and b/c against the slower of (c)'s produce and consume
+rates.
 
     make bench            # or: .venv/bin/python -m bench.relay --records 200000
 """
@@ -28,10 +32,20 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.common import OUT_DIR, ROOT, delete_topics, kafka, output_rate, save, wait_for_records
+from bench.common import (
+    OUT_DIR,
+    ROOT,
+    delete_topics,
+    delete_topics_starting,
+    kafka,
+    output_rate,
+    save,
+    wait_for_records,
+)
 from streamapp.kafka.topics import TopicSpec, ensure_topics
 from streamapp.local.broker import LocalBroker, find_java
 from streamapp.settings import load_settings
+from tests.integration.support import free_port
 
 
 def payload(i: int, size: int) -> bytes:
@@ -131,6 +145,44 @@ def faust_relay(
         worker.wait(30)
 
 
+def streamapp_relay(
+    bootstrap: str,
+    run: str,
+    source: str,
+    sink: str,
+    partitions: int,
+    records: int,
+    timeout: float,
+    log_path: Path,
+) -> None:
+    """Run bench/streamapp_relay_app.py as a worker until `sink` holds every record."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMAPP_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        RELAY_IN=source,
+        RELAY_OUT=sink,
+        STREAMAPP_BOOTSTRAP_SERVERS=bootstrap,
+        STREAMAPP_APP_ID=f"{run}-streamapp",
+        STREAMAPP_PARTITIONS=str(partitions),
+        STREAMAPP_WEB_PORT=str(free_port()),
+        STREAMAPP_DATA_DIR=str(log_path.parent / f"{run}-streamapp"),
+        STREAMAPP_LOG_LEVEL="info",
+    )
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "faust", "-A", "bench.streamapp_relay_app", "worker"]
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [*command, "-l", "info"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_records(
+            bootstrap, sink, partitions, records, timeout, alive=lambda: worker.poll() is None
+        )
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
 def perf_tool(tool: str, *argv: str) -> str:
     """Run one of Kafka's perf tools (a small heap: the broker shares the box)."""
     settings = load_settings()
@@ -173,6 +225,12 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument(
+        "--no-perf-tools",
+        action="store_true",
+        help="skip (c), Kafka's perf tools (they need Java: e.g. under another Python "
+        "in a chroot, against a broker started outside it)",
+    )
+    parser.add_argument(
         "--faust-loglevel",
         default="info",
         choices=["info", "warn"],
@@ -182,21 +240,23 @@ def main() -> int:
     args = parser.parse_args()
 
     run = f"bench-relay-{uuid.uuid4().hex[:8]}"
-    source, raw_sink, faust_sink = f"{run}.in", f"{run}.out-raw", f"{run}.out-faust"
     with kafka() as bootstrap:
         try:
-            return measure(args, bootstrap, run, source, raw_sink, faust_sink)
-        finally:
-            asyncio.run(delete_topics(bootstrap, [source, raw_sink, faust_sink]))
+            return measure(args, bootstrap, run)
+        finally:  # the streamapp relay's retry topics and DLQ too
+            asyncio.run(delete_topics_starting(bootstrap, run))
 
 
-def measure(
-    args: argparse.Namespace, bootstrap: str, run: str, source: str, raw_sink: str, faust_sink: str
-) -> int:
+def measure(args: argparse.Namespace, bootstrap: str, run: str) -> int:
+    source, raw_sink, faust_sink = f"{run}.in", f"{run}.out-raw", f"{run}.out-faust"
+    streamapp_sink = f"{run}.out-streamapp"
     asyncio.run(
         ensure_topics(
             bootstrap,
-            [TopicSpec(name, args.partitions, 1) for name in (source, raw_sink, faust_sink)],
+            [
+                TopicSpec(name, args.partitions, 1)
+                for name in (source, raw_sink, faust_sink, streamapp_sink)
+            ],
         )
     )
     fill_rate = asyncio.run(fill(bootstrap, source, args.records, args.size))
@@ -222,18 +282,33 @@ def measure(
     faust = asyncio.run(output_rate(bootstrap, faust_sink, args.records))
     print(f"(b) bare Faust relay   : {faust:>10,.0f} records/s")
     print(f"ratio b/a              : {faust / raw:10.2f}")
-    ceiling_topic = f"{run}.perf"
-    asyncio.run(ensure_topics(bootstrap, [TopicSpec(ceiling_topic, args.partitions, 1)]))
-    try:
-        ceiling = broker_ceiling(bootstrap, ceiling_topic, args.records, args.size)
-    finally:
-        asyncio.run(delete_topics(bootstrap, [ceiling_topic]))
-    broker = min(ceiling.values())
-    print(
-        f"(c) Kafka's perf tools : {ceiling['produce_per_s']:>10,.0f} produced/s, "
-        f"{ceiling['consume_per_s']:,.0f} consumed/s"
+    streamapp_relay(
+        bootstrap,
+        run,
+        source,
+        streamapp_sink,
+        args.partitions,
+        args.records,
+        args.timeout,
+        OUT_DIR / f"{run}-streamapp.log",
     )
-    print(f"ratio a/c, b/c         : {raw / broker:10.2f} {faust / broker:6.2f}")
+    pattern = asyncio.run(output_rate(bootstrap, streamapp_sink, args.records))
+    print(f"(d) streamapp relay    : {pattern:>10,.0f} records/s")
+    print(f"ratio d/a              : {pattern / raw:10.2f}")
+    ceiling: dict[str, float] = {}
+    if not args.no_perf_tools:
+        ceiling_topic = f"{run}.perf"
+        asyncio.run(ensure_topics(bootstrap, [TopicSpec(ceiling_topic, args.partitions, 1)]))
+        try:
+            ceiling = broker_ceiling(bootstrap, ceiling_topic, args.records, args.size)
+        finally:
+            asyncio.run(delete_topics(bootstrap, [ceiling_topic]))
+        print(
+            f"(c) Kafka's perf tools : {ceiling['produce_per_s']:>10,.0f} produced/s, "
+            f"{ceiling['consume_per_s']:,.0f} consumed/s"
+        )
+        broker = min(ceiling.values())
+        print(f"ratio a/c, b/c         : {raw / broker:10.2f} {faust / broker:6.2f}")
     result = {
         "run": run,
         "records": args.records,
@@ -243,13 +318,17 @@ def measure(
         "raw_per_s": round(raw),
         "faust_per_s": round(faust),
         "ratio_faust_to_raw": round(faust / raw, 3),
+        "streamapp_per_s": round(pattern),
+        "ratio_streamapp_to_raw": round(pattern / raw, 3),
         "broker_ceiling": {k: round(v) for k, v in ceiling.items()},
-        "ratio_raw_to_broker": round(raw / broker, 3),
-        "ratio_faust_to_broker": round(faust / broker, 3),
         "faust_loglevel": args.faust_loglevel,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
     }
+    if ceiling:
+        broker = min(ceiling.values())
+        result["ratio_raw_to_broker"] = round(raw / broker, 3)
+        result["ratio_faust_to_broker"] = round(faust / broker, 3)
     save(run, result)
     return 0
 
