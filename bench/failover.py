@@ -13,7 +13,8 @@ restarted on its port and table directory, the group settles, and the next run s
 Median (min-max) of --runs runs per mode, for each --configs group timing:
 
     old   session 10 s, heartbeat 3 s (the defaults before issue 15)
-    new   the current defaults (settings.py)
+    new   the current defaults with the test harness's 3 s session (the embedded-broker
+          default; tests/integration/system.py)
     static  the current defaults + consumer_static_membership
     hb1   the current defaults with a 1 s heartbeat (a live worker hears of a rebalance
           sooner)

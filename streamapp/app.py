@@ -113,7 +113,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "web_graph_enabled": False,
         "web_stats_enabled": False,
         # How long a dead worker's partitions wait (docs/scaling.md "Failover").
-        "broker_session_timeout": settings.consumer_session_timeout_ms / 1000.0,
+        "broker_session_timeout": settings.session_timeout_ms / 1000.0,
         "broker_heartbeat_interval": settings.consumer_heartbeat_interval_ms / 1000.0,
         "consumer_group_instance_id": settings.group_instance_id,
         "broker_commit_interval": settings.consumer_commit_interval_ms / 1000.0,

@@ -35,6 +35,10 @@ SERVICE_PORT_STEP = 100
 LOCAL_KAFKA_PORT_STEP = 2
 #: faust's broker_request_timeout default (90 s): the session timeout may not exceed it.
 FAUST_REQUEST_TIMEOUT_MS = 90_000
+#: Automatic consumer session timeouts (docs/scaling.md "Failover"): the embedded Kafka
+#: allows 1 s (group.min.session.timeout.ms); a stock Kafka refuses less than 6 s.
+EMBEDDED_SESSION_TIMEOUT_MS = 3000
+STOCK_SESSION_TIMEOUT_MS = 6000
 
 
 class SettingsError(ValueError):
@@ -123,11 +127,11 @@ class Settings:
         "of the saga rate there).",
     )
     consumer_session_timeout_ms: int = setting(
-        3000,
+        0,
         "Consumer group session timeout: how soon a crashed (kill -9) worker's partitions "
-        "move to the others (faust's default is 60 s). The broker's "
-        "group.min.session.timeout.ms must allow it (the embedded one: 1 s; a stock "
-        "Kafka: 6 s, set 6000 or more there).",
+        "move to the others (faust's default is 60 s). 0: automatic, 3000 with the "
+        "embedded Kafka (its group.min.session.timeout.ms is 1 s), 6000 with external "
+        "bootstrap servers (a stock Kafka refuses less). The broker must allow it.",
     )
     consumer_heartbeat_interval_ms: int = setting(
         1000,
@@ -250,7 +254,6 @@ class Settings:
             "web_port",
             "local_kafka_port",
             "local_kafka_controller_port",
-            "consumer_session_timeout_ms",
             "consumer_heartbeat_interval_ms",
             "consumer_commit_interval_ms",
             "snapshot_every",
@@ -301,15 +304,17 @@ class Settings:
     def _check_group_timing(self) -> None:
         """Kafka expects a few heartbeats per session (one late heartbeat must not evict
         a live worker); faust refuses a session timeout above its request timeout."""
-        if self.consumer_heartbeat_interval_ms * 3 > self.consumer_session_timeout_ms:
+        if self.consumer_session_timeout_ms < 0:
+            raise SettingsError("consumer_session_timeout_ms must be >= 0 (0: automatic)")
+        session = self.session_timeout_ms
+        if self.consumer_heartbeat_interval_ms * 3 > session:
             raise SettingsError(
                 f"consumer_heartbeat_interval_ms ({self.consumer_heartbeat_interval_ms}) "
-                "must be at most a third of consumer_session_timeout_ms "
-                f"({self.consumer_session_timeout_ms})"
+                f"must be at most a third of consumer_session_timeout_ms ({session})"
             )
-        if self.consumer_session_timeout_ms > FAUST_REQUEST_TIMEOUT_MS:
+        if session > FAUST_REQUEST_TIMEOUT_MS:
             raise SettingsError(
-                f"consumer_session_timeout_ms ({self.consumer_session_timeout_ms}) must not "
+                f"consumer_session_timeout_ms ({session}) must not "
                 f"exceed faust's broker request timeout ({FAUST_REQUEST_TIMEOUT_MS} ms)"
             )
 
@@ -336,6 +341,15 @@ class Settings:
         the configured ports shifted by LOCAL_KAFKA_PORT_STEP per node (node 1: as set)."""
         shift = LOCAL_KAFKA_PORT_STEP * (node - 1)
         return self.local_kafka_port + shift, self.local_kafka_controller_port + shift
+
+    @property
+    def session_timeout_ms(self) -> int:
+        """The consumer session timeout workers use: the setting, or automatic when it is
+        0 (3000 on the embedded Kafka, which allows it; 6000, a stock Kafka's minimum, on
+        external servers)."""
+        if self.consumer_session_timeout_ms:
+            return self.consumer_session_timeout_ms
+        return EMBEDDED_SESSION_TIMEOUT_MS if self.uses_local_kafka else STOCK_SESSION_TIMEOUT_MS
 
     @property
     def topic_replication_factor(self) -> int:

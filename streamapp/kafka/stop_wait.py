@@ -6,7 +6,8 @@ stream's queue and then waits (``Consumer.wait_empty``) until each message a str
 takes its partition. A message is tracked as started when the first stream dequeues
 it, but it is delivered to every channel subscribed to its topic, each holding one
 reference count. When two agents read one topic — the saga orchestrator and the tracer
-both read ``orders.events`` and the participants' events — the faster one dequeues and
+both read ``orders.events`` and the participants' events until the tracer moved into the
+orchestrator; none does now, the fix stays for the next one — the faster one dequeues and
 acknowledges its copy, the slower one's copy is cleared from its queue, never
 acknowledged, and ``wait_empty`` waits for it for ever (seen: SIGTERM of an orders worker
 with a backlog never returned; ``tests/integration/test_stop.py``).

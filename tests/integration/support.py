@@ -83,6 +83,9 @@ def fresh_app_env(bootstrap: str, data_dir: Path) -> dict[str, str]:
             # These workers run the orders service alone: its sagas wait for participants
             # that are not there, and must not time out and cancel orders mid-test.
             "STREAMAPP_SAGA_STEP_TIMEOUT_MS": "3600000",
+            # The test broker is an embedded one (minimum 1 s), but external to the
+            # settings, which would pick a stock broker's 6 s.
+            "STREAMAPP_CONSUMER_SESSION_TIMEOUT_MS": "3000",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -82,6 +82,8 @@ class System:
                 "STREAMAPP_DATA_DIR": str(root / "tables"),
                 "STREAMAPP_PARTITIONS": "4",
                 "STREAMAPP_SEEDS_FILE": str(seeds),
+                # An embedded broker (it allows 1 s), external to the settings (6 s).
+                "STREAMAPP_CONSUMER_SESSION_TIMEOUT_MS": "3000",
                 "PYTHONUNBUFFERED": "1",
                 **{f"STREAMAPP_{k.upper()}": v for k, v in settings.items()},
             }

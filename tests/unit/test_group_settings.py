@@ -8,15 +8,22 @@ from streamapp.app import faust_options
 from streamapp.settings import Settings, SettingsError, load_settings
 
 
-def test_defaults_bound_a_dead_workers_wait_to_three_seconds() -> None:
+def test_defaults_bound_a_dead_workers_wait_to_three_seconds_on_the_embedded_kafka() -> None:
     settings = Settings()
-    assert (settings.consumer_session_timeout_ms, settings.consumer_heartbeat_interval_ms) == (
-        3000,
-        1000,
-    )
+    assert (settings.session_timeout_ms, settings.consumer_heartbeat_interval_ms) == (3000, 1000)
     options = faust_options(settings)
     assert options["broker_session_timeout"] == pytest.approx(3.0)
     assert options["broker_heartbeat_interval"] == pytest.approx(1.0)
+
+
+def test_external_brokers_get_the_stock_kafka_minimum_unless_set() -> None:
+    external = Settings(bootstrap_servers="kafka-1:9092")
+    assert external.session_timeout_ms == 6000  # a stock Kafka refuses less
+    assert faust_options(external)["broker_session_timeout"] == pytest.approx(6.0)
+    chosen = Settings(bootstrap_servers="kafka-1:9092", consumer_session_timeout_ms=3000)
+    assert chosen.session_timeout_ms == 3000
+    with pytest.raises(SettingsError, match=">= 0"):
+        Settings(consumer_session_timeout_ms=-1)
 
 
 def test_heartbeat_must_fit_three_times_into_the_session() -> None:
