@@ -9,11 +9,15 @@ hand-over — with a handler that sends each record on unchanged.
 
 Configured by environment variables set by the benchmark: RELAY_IN, RELAY_OUT, and the
 usual STREAMAPP_* settings (bootstrap, app id, partitions, web port, data dir).
+RELAY_PATTERN=plain replaces the ResilientConsumer with a bare faust agent on the same
+StreamApp (an ablation: what the app's settings, patches and sensors cost, apart from
+the consumer).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from streamapp.app import StreamApp
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
@@ -28,9 +32,17 @@ app.declared_topics.append(
     TopicSpec(source_name, settings.partitions, settings.topic_replication_factor)
 )
 sink = app.raw_topic(os.environ["RELAY_OUT"])
-consumer = ResilientConsumer(app, "relay", [app.raw_topic(source_name)])
 
+if os.environ.get("RELAY_PATTERN", "resilient") == "plain":
 
-@consumer.agent
-async def relay(delivery: Delivery) -> None:
-    await sink.send(key=delivery.key, value=delivery.value)
+    @app.agent(app.raw_topic(source_name), name="relay")
+    async def plain(stream: Any) -> None:
+        async for event in stream.events():
+            await sink.send(key=event.key, value=event.value)
+
+else:
+    consumer = ResilientConsumer(app, "relay", [app.raw_topic(source_name)])
+
+    @consumer.agent
+    async def relay(delivery: Delivery) -> None:
+        await sink.send(key=delivery.key, value=delivery.value)
