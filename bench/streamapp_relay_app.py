@@ -33,7 +33,11 @@ app.declared_topics.append(
 )
 sink = app.raw_topic(os.environ["RELAY_OUT"])
 
-if os.environ.get("RELAY_PATTERN", "resilient") == "plain":
+PATTERN = os.environ.get("RELAY_PATTERN", "resilient")
+if PATTERN not in ("plain", "resilient"):
+    raise SystemExit(f"RELAY_PATTERN must be plain or resilient, not {PATTERN!r}")
+
+if PATTERN == "plain":
 
     @app.agent(app.raw_topic(source_name), name="relay")
     async def plain(stream: Any) -> None:

@@ -151,6 +151,8 @@ class StreamApp(faust.App):
             f"{self.conf.id}-retry-relay",
             self.waiting_retry_topics,
             self.topics_ensured,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.consumer_heartbeat_interval_ms,
         )
         # faust starts instances too (App._prepare_subservice), though its annotation says class.
         self.service(cast(Any, self.retry_relay))

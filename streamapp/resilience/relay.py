@@ -37,9 +37,16 @@ class RetryRelay(Service):
         group_id: str,
         topics: Callable[[], Sequence[str]],
         topics_exist: asyncio.Event,
+        *,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
         **kwargs: Any,
     ) -> None:
+        """The group timing is the app's (its dead worker's retry partitions move as soon
+        as its main ones); the defaults are aiokafka's."""
         super().__init__(**kwargs)
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
         self.bootstrap = bootstrap
         self.group_id = group_id
         self.topics = topics
@@ -66,6 +73,8 @@ class RetryRelay(Service):
             # A resumed partition is fetched by the next fetch request: keep the long poll
             # short so a due record does not wait for the current one (default 500 ms).
             fetch_max_wait_ms=50,
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
         )
         await self._consumer.start()
         return True

@@ -13,6 +13,7 @@ from typing import Any
 from streamapp.settings import SERVICES
 from tests.integration.support import (
     BIN,
+    EMBEDDED_SESSION,
     ROOT,
     Worker,
     free_port,
@@ -82,8 +83,8 @@ class System:
                 "STREAMAPP_DATA_DIR": str(root / "tables"),
                 "STREAMAPP_PARTITIONS": "4",
                 "STREAMAPP_SEEDS_FILE": str(seeds),
-                # An embedded broker (it allows 1 s), external to the settings (6 s).
-                "STREAMAPP_CONSUMER_SESSION_TIMEOUT_MS": "3000",
+                # The suite's own embedded broker allows 1 s; settings would pick 6 s.
+                **EMBEDDED_SESSION,
                 "PYTHONUNBUFFERED": "1",
                 **{f"STREAMAPP_{k.upper()}": v for k, v in settings.items()},
             }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamapp.app import faust_options
+from streamapp.app import create_app, faust_options
 from streamapp.settings import Settings, SettingsError, load_settings
 
 
@@ -20,6 +20,7 @@ def test_external_brokers_get_the_stock_kafka_minimum_unless_set() -> None:
     external = Settings(bootstrap_servers="kafka-1:9092")
     assert external.session_timeout_ms == 6000  # a stock Kafka refuses less
     assert faust_options(external)["broker_session_timeout"] == pytest.approx(6.0)
+    assert Settings(local_kafka_nodes=3).session_timeout_ms == 6000  # not yet run at 3 s
     chosen = Settings(bootstrap_servers="kafka-1:9092", consumer_session_timeout_ms=3000)
     assert chosen.session_timeout_ms == 3000
     with pytest.raises(SettingsError, match=">= 0"):
@@ -53,4 +54,14 @@ def test_static_membership_gives_each_worker_its_own_instance_id() -> None:
     assert other.group_instance_id == "streamapp-inventory-127.0.0.1-6166"
     assert Settings(consumer_static_membership=True, web_port=6067).group_instance_id != (
         orders.group_instance_id
+    )
+
+
+def test_the_retry_relay_group_uses_the_same_timing() -> None:
+    """Its consumer group holds the retry topics' partitions: with aiokafka's 10 s default
+    they would move long after the worker's main partitions."""
+    app = create_app(Settings(consumer_heartbeat_interval_ms=900))
+    assert (app.retry_relay.session_timeout_ms, app.retry_relay.heartbeat_interval_ms) == (
+        3000,
+        900,
     )
