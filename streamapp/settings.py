@@ -38,6 +38,7 @@ FAUST_REQUEST_TIMEOUT_MS = 90_000
 #: Automatic consumer session timeouts (docs/scaling.md "Failover"): the embedded Kafka
 #: allows 1 s (group.min.session.timeout.ms); a stock Kafka refuses less than 6 s.
 EMBEDDED_SESSION_TIMEOUT_MS = 3000
+EMBEDDED_MIN_SESSION_MS = 1000  # streamapp/local/broker.py: group.min.session.timeout.ms
 STOCK_SESSION_TIMEOUT_MS = 6000
 
 
@@ -307,6 +308,12 @@ class Settings:
         a live worker); faust refuses a session timeout above its request timeout."""
         if self.consumer_session_timeout_ms < 0:
             raise SettingsError("consumer_session_timeout_ms must be >= 0 (0: automatic)")
+        if self.uses_local_kafka and 0 < self.consumer_session_timeout_ms < EMBEDDED_MIN_SESSION_MS:
+            raise SettingsError(
+                f"consumer_session_timeout_ms ({self.consumer_session_timeout_ms}) is below "
+                f"the embedded Kafka's group.min.session.timeout.ms ({EMBEDDED_MIN_SESSION_MS}):"
+                " it would refuse the workers' join"
+            )
         session = self.session_timeout_ms
         if self.consumer_heartbeat_interval_ms * 3 > session:
             raise SettingsError(

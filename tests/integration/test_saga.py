@@ -138,7 +138,9 @@ def test_client_cancel_mid_saga_compensates_and_a_late_shipment_is_cancelled(
     system: System,
 ) -> None:
     shipping = system.workers["shipping"]
-    shipping.pause()  # ScheduleShipment will wait (well within the session timeout)
+    # ScheduleShipment waits. A pause past the 3 s session drops the worker from its
+    # group; it rejoins on resume and then answers late, which is what this test needs.
+    shipping.pause()
     try:
         order_id = place(system, "cust-cancel", "SKU-CANCEL", quantity=1)
         wait_for(

@@ -25,6 +25,8 @@ def test_external_brokers_get_the_stock_kafka_minimum_unless_set() -> None:
     assert chosen.session_timeout_ms == 3000
     with pytest.raises(SettingsError, match=">= 0"):
         Settings(consumer_session_timeout_ms=-1)
+    with pytest.raises(SettingsError, match="would refuse"):  # below the embedded minimum
+        Settings(consumer_session_timeout_ms=900, consumer_heartbeat_interval_ms=300)
 
 
 def test_heartbeat_must_fit_three_times_into_the_session() -> None:
