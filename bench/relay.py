@@ -127,15 +127,24 @@ def faust_relay(
         "RELAY_DATADIR": str(log_path.parent / "faust"),
     }
     faust = Path(sys.executable).parent / "faust"
+    command = [str(faust), "-A", "bench.relay_app", "worker", "-l", loglevel, "--without-web"]
+    run_relay_worker(command, env, log_path, bootstrap, sink, partitions, records, timeout)
+
+
+def run_relay_worker(
+    command: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    bootstrap: str,
+    sink: str,
+    partitions: int,
+    records: int,
+    timeout: float,
+) -> None:
+    """Run a relay worker (its output in `log_path`) until `sink` holds every record."""
     log_path.parent.mkdir(parents=True, exist_ok=True)  # bench/out is not in a fresh clone
     with open(log_path, "wb") as log:
-        worker = subprocess.Popen(
-            [str(faust), "-A", "bench.relay_app", "worker", "-l", loglevel, "--without-web"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_records(
             bootstrap, sink, partitions, records, timeout, alive=lambda: worker.poll() is None
@@ -168,19 +177,10 @@ def streamapp_relay(
         STREAMAPP_DATA_DIR=str(log_path.parent / f"{run}-streamapp"),
         STREAMAPP_LOG_LEVEL="info",
     )
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "faust", "-A", "bench.streamapp_relay_app", "worker"]
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen(
-            [*command, "-l", "info"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_for_records(
-            bootstrap, sink, partitions, records, timeout, alive=lambda: worker.poll() is None
-        )
-    finally:
-        worker.terminate()
-        worker.wait(30)
+    run_relay_worker(
+        [*command, "-l", "info"], env, log_path, bootstrap, sink, partitions, records, timeout
+    )
 
 
 def perf_tool(tool: str, *argv: str) -> str:
