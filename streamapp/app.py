@@ -32,6 +32,7 @@ from streamapp.kafka import (
 from streamapp.kafka.lag import consumer_lag
 from streamapp.kafka.producer import IdempotentProducer
 from streamapp.kafka.recovery import recovery_active, recovery_remaining
+from streamapp.kafka.source_key import SourceKeyedTable
 from streamapp.kafka.topics import ensure_topics, merge_specs
 from streamapp.kafka.traced import TracedTopic
 from streamapp.logs import faust_logging_options
@@ -104,6 +105,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         **faust_logging_options(settings),
         # Every send carries the current span's traceparent (streamapp.tracing.context).
         "Topic": TracedTopic,
+        # Changelog records name their source record's key (streamapp.kafka.source_key).
+        "Table": SourceKeyedTable,
         # JSON errors on every route, request bodies bounded (streamapp.web.errors).
         "web_application_options": web_application_options(settings.web_max_body_bytes),
         # faust's built-in pages would expose raw tables (/table), the cluster layout

@@ -235,6 +235,28 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_repartition(settings: Settings, args: argparse.Namespace) -> int:
+    """Copy a drained, stopped deployment onto new topics with a new partition count."""
+    from streamapp.tools.repartition import RepartitionError, repartition
+
+    try:
+        report = asyncio.run(repartition(settings, args.to_prefix, args.to_app_id, args.partitions))
+    except RepartitionError as exc:
+        print(f"streamapp repartition: {exc}", file=sys.stderr)
+        return 1
+    for topic, count in report.copied.items():
+        print(f"  {topic}: {count} record(s)")
+    print(
+        f"repartition: OK, {sum(report.copied.values())} record(s) in {len(report.copied)} "
+        f"topics; offsets committed for {', '.join(report.committed_groups) or 'no group'}"
+    )
+    print(
+        f"start the workers with STREAMAPP_APP_ID={args.to_app_id} "
+        f"STREAMAPP_TOPIC_PREFIX={args.to_prefix} STREAMAPP_PARTITIONS={args.partitions}"
+    )
+    return 0
+
+
 def cmd_loadgen(settings: Settings, args: argparse.Namespace) -> int:
     """Send a planned mix of orders at a fixed rate; report how their sagas ended."""
     from aiokafka.errors import KafkaError
@@ -368,6 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--inventory-url", help="inventory service base URL (default: settings)")
     verify.add_argument("--payments-url", help="payments service base URL (default: settings)")
     verify.set_defaults(func=cmd_verify)
+
+    moved = sub.add_parser(
+        "repartition",
+        help="copy a drained, stopped deployment onto new topics with N partitions",
+    )
+    moved.add_argument("--partitions", type=int, required=True, help="the new partition count")
+    moved.add_argument("--to-app-id", required=True, help="the new deployment's app id")
+    moved.add_argument("--to-prefix", required=True, help="the new deployment's topic prefix")
+    moved.set_defaults(func=cmd_repartition)
 
     loadgen = sub.add_parser("loadgen", help="send a mix of orders; report their saga outcomes")
     loadgen.add_argument("--orders", type=int, required=True, help="how many orders")

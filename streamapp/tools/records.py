@@ -70,3 +70,37 @@ async def read_all(bootstrap: str, topic: str) -> list[Any]:
                         r for r in batch if r.offset < ends[TopicPartition(topic, r.partition)]
                     )
         return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+async def read_topics(bootstrap: str, partitions: Mapping[str, int]) -> dict[str, list[Any]]:
+    """Every record of several topics (name → partition count) up to their ends as of
+    now, through one consumer: per topic, in partition then offset order."""
+    tps = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
+    found: dict[str, list[Any]] = {name: [] for name in partitions}
+    if not tps:
+        return found
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",  # see reader(): with "latest" a partition can be missed
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        open_ = {tp for tp in tps if ends[tp] > 0}
+        async with asyncio.timeout(READ_TIMEOUT_S * max(1, len(partitions) // 10)):
+            while open_:
+                for tp in [tp for tp in open_ if await consumer.position(tp) >= ends[tp]]:
+                    open_.discard(tp)
+                if not open_:
+                    break
+                for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
+                    found[tp.topic].extend(r for r in batch if r.offset < ends[tp])
+    finally:
+        await consumer.stop()
+    for records in found.values():
+        records.sort(key=lambda r: (r.partition, r.offset))
+    return found
