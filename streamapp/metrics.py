@@ -9,12 +9,11 @@ every ``streamapp_*`` metric; tests/unit/test_metrics_readme.py keeps the two in
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 import faust
-from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, PrometheusMonitor
+from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics
 from faust.web import Request, View
 from faust.web import Response as WebResponse
 from prometheus_client import (
@@ -29,6 +28,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+
+from streamapp.kafka.monitor import CachedPrometheusMonitor
 
 log = logging.getLogger(__name__)
 
@@ -285,13 +286,6 @@ class AppMetrics:
             registry=self.registry,
         )
 
-    def processed(self, agent: str, started: float, *, replayed: bool = False) -> None:
-        """Count one record an agent finished (started = time.perf_counter() at its start)."""
-        if replayed:
-            self.records_replayed.labels(agent).inc()
-        self.records_processed.labels(agent).inc()
-        self.processing_seconds.labels(agent).observe(time.perf_counter() - started)
-
 
 class _SecondsHistogram:
     """A seconds histogram that faust's monitor observes in milliseconds."""
@@ -328,8 +322,9 @@ def setup_faust_sensor(app: faust.App, registry: CollectorRegistry) -> None:
     """faust's Prometheus sensor on `registry`, and ``GET /metrics`` serving it.
 
     What faust.sensors.prometheus.setup_prometheus_sensors does, with the metrics of
-    faust_sensor_metrics."""
-    app.monitor = PrometheusMonitor(metrics=faust_sensor_metrics(registry))
+    faust_sensor_metrics and its labelled children looked up once
+    (streamapp.kafka.monitor)."""
+    app.monitor = CachedPrometheusMonitor(metrics=faust_sensor_metrics(registry))
 
     @app.page("/metrics")
     async def metrics_page(web: View, request: Request) -> WebResponse:
