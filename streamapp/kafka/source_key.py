@@ -8,10 +8,19 @@ once the partition count changes. The header :data:`SOURCE_KEY` carries the sour
 record's key (what the producer hashed), so ``streamapp repartition``
 (:mod:`streamapp.tools.repartition`) can place every entry where the same source record
 lands under the new count: exactly where the new workers will look for it.
+
+Two kinds of record are not where their key hashes: a record without a key (the header
+:data:`UNKEYED` says so: any partition is as good for it), and a timer's tick sent to a
+chosen partition (its key, registered with :func:`not_a_routing_key`, is left out).
+A write made on a tick for an entity names the entity's record key itself
+(:func:`writing_for`): e.g. a participant settling a stock level when its answer expires.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import faust
@@ -21,14 +30,48 @@ from faust.types.codecs import CodecArg
 
 #: Header on every changelog record: the key of the record whose processing wrote it.
 SOURCE_KEY = "streamapp-source-key"
+#: Header instead, when that record had no key.
+UNKEYED = "streamapp-source-unkeyed"
+
+#: Keys of records sent to a chosen partition rather than by key (timer ticks).
+_NOT_ROUTING: set[bytes] = set()
+_writing_for: ContextVar[bytes | None] = ContextVar("streamapp_writing_for", default=None)
+
+
+def not_a_routing_key(key: bytes) -> bytes:
+    """Register the key of records sent to a chosen partition: writes made while
+    processing one carry no source key (unless :func:`writing_for` names one)."""
+    _NOT_ROUTING.add(key)
+    return key
+
+
+@contextmanager
+def writing_for(key: bytes | None) -> Iterator[None]:
+    """Table writes in the block belong to the record key `key` (None: to the record
+    being processed, as outside the block)."""
+    token = _writing_for.set(key)
+    try:
+        yield
+    finally:
+        _writing_for.reset(token)
 
 
 def source_key_headers() -> list[tuple[str, bytes]]:
-    """The header for a write made while processing the current record (none when the
-    record had no key, or outside a stream: faust refuses such writes anyway)."""
+    """The header for a write made now: the key it is made for, else the key of the
+    record being processed (none for a tick's key, or outside a stream: faust refuses
+    such writes anyway)."""
+    named = _writing_for.get()
+    if named is not None:
+        return [(SOURCE_KEY, named)]
     event = current_event()
-    key = None if event is None else event.message.key
-    return [(SOURCE_KEY, key)] if isinstance(key, bytes) else []
+    if event is None:
+        return []
+    key = event.message.key
+    if key is None:
+        return [(UNKEYED, b"")]
+    if not isinstance(key, bytes) or key in _NOT_ROUTING:
+        return []
+    return [(SOURCE_KEY, key)]
 
 
 class SourceKeyedTable(faust.Table):  # type: ignore[type-arg]  # faust.Table is generic at runtime

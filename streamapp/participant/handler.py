@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -206,15 +207,25 @@ class ParticipantHandler:
         *,
         retention_ms: int | None = None,
         index: MutableMapping[bytes, Any] | None = None,
+        writing_for: Callable[[bytes | None], AbstractContextManager[None]] = (
+            lambda key: nullcontext()
+        ),
     ) -> None:
+        """``writing_for(key)``: a block whose table writes belong to record key `key`
+        (streamapp.kafka.source_key): an expiry settles an answer's entities on a
+        housekeeping tick, on behalf of the command record that wrote them."""
+        self.writing_for = writing_for
         self.rules = rules
         self.tables = tables
         self.records = tables["records"]
         self.retention_ms = retention_ms
         self.index: MutableMapping[bytes, Any] = {} if index is None else index
 
-    def handle(self, command: Command, now_ms: int | None = None) -> Outcome:
-        """``now_ms`` (default: the wall clock) starts a new answer's retention window."""
+    def handle(
+        self, command: Command, now_ms: int | None = None, record_key: bytes | None = None
+    ) -> Outcome:
+        """``now_ms`` (default: the wall clock) starts a new answer's retention window;
+        ``record_key``, the command record's key, is kept for the answer's expiry."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         key = answer_key(command.command_id)
         stored = self.records.get(key)
@@ -247,11 +258,14 @@ class ParticipantHandler:
                 BY: command.command_id,
                 BEFORE: before[role].get(table_key),
             }
-        answer = {
+        answer: dict[str, Any] = {
             "event": event.to_dict() if event else None,
             "at": now,
             "wrote": [[role, table_key.decode()] for role, table_key in sorted(written)],
         }
+        if record_key is not None:
+            with suppress(UnicodeDecodeError):  # not a contract key: no key at its expiry
+                answer["recordKey"] = record_key.decode()
         self.records[key] = answer  # last (but for its expiry entry)
         self._index(key, answer)
         return Outcome(event, duplicate=False)
@@ -274,11 +288,13 @@ class ParticipantHandler:
                 command_id = key[len(ANSWER) :].decode()
                 wrote = [(role, name.encode()) for role, name in answer.get("wrote", ())]
                 counters = [k for role, k in wrote if role == PER_SAGA and _is_counter(k)]
-                for role, table_key in wrote:
-                    if not (role == PER_SAGA and _is_counter(table_key)):
-                        self._settle(role, table_key, command_id)
-                for table_key in counters:  # after the saga's records: they decide
-                    self._settle_counter(table_key, command_id)
+                record_key = answer.get("recordKey")
+                with self.writing_for(record_key.encode() if record_key is not None else None):
+                    for role, table_key in wrote:
+                        if not (role == PER_SAGA and _is_counter(table_key)):
+                            self._settle(role, table_key, command_id)
+                    for table_key in counters:  # after the saga's records: they decide
+                        self._settle_counter(table_key, command_id)
             tombstone(self.records, key)
             tombstone(self.index, entry)
             removed += 1

@@ -16,6 +16,7 @@ import orjson
 
 from streamapp import topics
 from streamapp.eventstore.retention import INDEX_PREFIX, due_entries
+from streamapp.kafka.source_key import writing_for
 from streamapp.messages import Command, derived_id
 from streamapp.participant.handler import ParticipantHandler, Prefixed, Rules, reading
 from streamapp.resilience.consumer import Delivery, ResilientConsumer
@@ -50,6 +51,7 @@ class ParticipantService:
             self.tables,
             retention_ms=app.settings.state_retention_ms,
             index=Prefixed(self.table, INDEX_PREFIX),
+            writing_for=writing_for,
         )
         self.failures = FailureInjection(
             app.settings.inject_failure_rate,
@@ -70,7 +72,7 @@ class ParticipantService:
         command = Command.parse(delivery.value)  # SchemaError: never retried
         if self._injected(command.command_type):
             self.failures.check(delivery.attempt)
-        outcome = self.handler.handle(command)
+        outcome = self.handler.handle(command, record_key=delivery.key)
         if outcome.event is not None:
             await self.events.send(
                 key=outcome.event.aggregate_id.encode(), value=outcome.event.to_json()

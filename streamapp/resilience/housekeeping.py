@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from streamapp.kafka.source_key import not_a_routing_key
 from streamapp.resilience.consumer import Delivery
 from streamapp.resilience.headers import header
 from streamapp.topics import due_topic, is_due
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: Marks a tick record (a header: the value stays a plain JSON object).
 TICK_HEADER = "streamapp-housekeeping"
-TICK_KEY = b"housekeeping"
+TICK_KEY = not_a_routing_key(b"housekeeping")  # sent to each partition
 TICK_VALUE = b'{"housekeeping": "expire"}'
 
 #: Deletions per tick; a tick that hits it sends the next one at once.

@@ -37,11 +37,11 @@ from aiokafka.partitioner import murmur2
 from aiokafka.structs import OffsetAndMetadata
 
 from streamapp import topics
-from streamapp.kafka.source_key import SOURCE_KEY
+from streamapp.kafka.source_key import SOURCE_KEY, UNKEYED
 from streamapp.kafka.topics import admin_client, describe_topics, ensure_topics
 from streamapp.resilience.headers import ORIGINAL_TOPIC
 from streamapp.resilience.housekeeping import TICK_HEADER
-from streamapp.saga.timers import DEADLINES
+from streamapp.saga.timers import DEADLINES, EXPIRIES, SAGAS
 from streamapp.settings import SERVICES, Settings
 from streamapp.tools.records import read_topics
 
@@ -83,8 +83,44 @@ def history_names() -> list[str]:
     return names
 
 
-#: Consumed topics whose dead letters are copied (every consumed contract topic).
-DLQ_SOURCES = (*history_names(), topics.SAGAS_TIMEOUTS.name)
+#: The contract topics the workers consume (orders.replies and sagas.events are only
+#: written): their dead letters are copied, their retry and due topics must be drained.
+CONSUMED = (
+    topics.ORDERS_COMMANDS.name,
+    topics.ORDERS_EVENTS.name,
+    topics.SAGAS_TIMEOUTS.name,
+    topics.PROBES.name,
+    *(topics.participant_commands(s).name for s in topics.PARTICIPANTS),
+    *(topics.participant_events(s).name for s in topics.PARTICIPANTS),
+)
+
+#: Every table copied, by service (declared in the services' agents.py). The probes
+#: table stays behind: a probe is a liveness check of one deployment, and its entries
+#: name offsets of the old probes topic (which is not copied).
+TABLES = {
+    "orders": ("eventstore", SAGAS, DEADLINES, EXPIRIES, "traces"),
+    **{service: (f"{service}-state",) for service in topics.PARTICIPANTS},
+}
+
+
+def changelogs(app_id: str) -> list[str]:
+    """The changelog topic of every copied table of a deployment."""
+    return [
+        f"{service_app_id}-{table}{CHANGELOG_SUFFIX}"
+        for service, service_app_id in zip(SERVICES, service_app_ids(app_id), strict=True)
+        for table in TABLES.get(service, ())
+    ]
+
+
+def retry_topics_of(existing: Iterable[str], old: Settings) -> list[str]:
+    """The deployment's ``.retry.<n>`` and ``.retry.due`` topics that exist."""
+    mains = {old.topic(name) for name in CONSUMED}
+    return sorted(
+        name
+        for name in existing
+        if (topics.is_due(name) or topics.is_waiting_retry(name))
+        and topics.main_topic(name) in mains
+    )
 
 
 def in_flight_changelog(app_id: str) -> str:
@@ -121,22 +157,23 @@ class Plan:
 
 def plan(existing: Iterable[str], old: Settings, new_prefix: str, new_app_id: str) -> Plan:
     """The moves for the old deployment's topics that exist."""
-    if (new_prefix, new_app_id) == (old.topic_prefix, old.app_id):
-        raise RepartitionError("the new deployment needs its own app id or topic prefix")
+    if new_prefix == old.topic_prefix or new_app_id == old.app_id:
+        raise RepartitionError(
+            "the new deployment needs its own app id and its own topic prefix (consumer "
+            "groups and changelogs are named by the app id, contract topics by the prefix)"
+        )
     present = set(existing)
     plain = Plan(old.topic_prefix, new_prefix, old.app_id, new_app_id, ())
     moves: list[Move] = []
     for name in history_names():
         moves.append(Move(old.topic(name), plain.rename(old.topic(name)), "history"))
-    for name in DLQ_SOURCES:
+    for name in CONSUMED:
         dlq = topics.dlq_topic(old.topic(name))
         moves.append(Move(dlq, plain.rename(dlq), "history"))
     schemas = old.topic(topics.SCHEMAS.name)
     moves.append(Move(schemas, plain.rename(schemas), "single"))
-    owners = service_app_ids(old.app_id)
-    for name in sorted(present):
-        if name.endswith(CHANGELOG_SUFFIX) and any(name.startswith(f"{o}-") for o in owners):
-            moves.append(Move(name, plain.rename(name), "changelog"))
+    for name in changelogs(old.app_id):
+        moves.append(Move(name, plain.rename(name), "changelog"))
     found = tuple(m for m in moves if m.source in present)
     if not any(m.kind == "history" for m in found):
         raise RepartitionError(f"no topics of the deployment {old.app_id!r} ({old.topic_prefix!r})")
@@ -159,12 +196,13 @@ def header(record: Record, name: str) -> bytes | None:
 
 
 def latest(records: Iterable[Record]) -> list[Record]:
-    """A changelog as compaction leaves it: the last record per key, tombstones
-    dropped, in offset order (records in partition-then-offset order)."""
-    last: dict[bytes | None, Record] = {}
+    """A changelog as compaction leaves it: the last record per key in each partition
+    (Kafka compacts per partition), tombstones dropped, in offset order."""
+    last: dict[tuple[int, bytes | None], Record] = {}
     for record in records:
-        last.pop(record.key, None)  # re-insert: dict order becomes the last write's
-        last[record.key] = record
+        where = (record.partition, record.key)
+        last.pop(where, None)  # re-insert: dict order becomes the last write's
+        last[where] = record
     return [r for r in last.values() if r.value is not None]
 
 
@@ -190,12 +228,19 @@ def place_changelog(records: Iterable[Record], old_count: int, new_count: int) -
     """Each live entry to the partition its source record key hashes to. An entry with
     no source key (written before the header existed), or whose source key does not
     hash to the partition it is in (written for a record sent to a chosen partition,
-    e.g. a timer's tick), cannot be placed: reported, not guessed."""
+    e.g. a timer's tick), cannot be placed: reported, not guessed. An entry written for
+    a record without a key keeps its partition's number modulo the new count (no key
+    routes such a record anywhere in particular)."""
     placed = Placement()
     for r in latest(records):
         source = header(r, SOURCE_KEY)
-        if source is None:
-            placed.unplaceable.append(f"[{r.partition}]@{r.offset} {r.key!r}: no {SOURCE_KEY}")
+        if source is None and header(r, UNKEYED) is not None:
+            placed.targets.append((r.partition % new_count, r))
+        elif source is None:
+            placed.unplaceable.append(
+                f"[{r.partition}]@{r.offset} {r.key!r}: no {SOURCE_KEY} (written on a "
+                "timer's tick, or by a version before the header)"
+            )
         elif partition_for(source, old_count) != r.partition:
             placed.unplaceable.append(
                 f"[{r.partition}]@{r.offset} {r.key!r}: source key {source!r} is not keyed here"
@@ -226,21 +271,21 @@ def undrained(members: Mapping[str, int], behind: Mapping[TopicPartition, int]) 
 
 
 def consumed_topics(
-    committed: Iterable[TopicPartition], existing: Iterable[str], old_prefix: str
+    committed: Iterable[TopicPartition], existing: Iterable[str], old: Settings
 ) -> set[str]:
-    """The topics the old groups read: any with a committed partition, and every retry and
-    due topic of the deployment (a parked record there is work not done yet)."""
-    names = {tp.topic for tp in committed}
-    for name in existing:
-        if name.startswith(old_prefix) and (topics.is_due(name) or topics.is_waiting_retry(name)):
-            names.add(name)
-    return names
+    """The topics the old groups read: the consumed contract topics, their retry and due
+    topics (a parked record there is work not done yet), and any other with a commit."""
+    present = set(existing)
+    names = {tp.topic for tp in committed} | {old.topic(name) for name in CONSUMED}
+    names.update(retry_topics_of(present, old))
+    return names & present
 
 
 def is_timer_tick(topic: str, record: Record, timeouts_topic: str) -> bool:
     """A record a worker's timer sent and the new workers' timers send again from the
-    tables: every record of sagas.timeouts, a housekeeping tick on a due topic."""
-    return topic == timeouts_topic or header(record, TICK_HEADER) is not None
+    tables: every record of sagas.timeouts (or of its retry topics), a housekeeping tick
+    (on a due topic, or parked in a retry topic after a failure)."""
+    return topics.main_topic(topic) == timeouts_topic or header(record, TICK_HEADER) is not None
 
 
 # -- I/O -------------------------------------------------------------------------------------
@@ -252,7 +297,8 @@ class Report:
     committed_groups: list[str] = field(default_factory=list)
 
 
-def _records(raw: Sequence[Any]) -> list[Record]:
+def records_of(raw: Sequence[Any]) -> list[Record]:
+    """aiokafka's ConsumerRecords as :class:`Record`."""
     return [
         Record(r.partition, r.offset, r.key, r.value, tuple(r.headers or ()), r.timestamp)
         for r in raw
@@ -304,14 +350,18 @@ async def _behind(
     timeouts = old.topic(topics.SAGAS_TIMEOUTS.name)
     done = {tp: max(committed.get(tp, 0), starts[tp]) for tp in tps}
     left = [tp for tp in tps if done[tp] < ends[tp]]
-    ticking = {tp.topic for tp in left if tp.topic == timeouts or topics.is_due(tp.topic)}
+    ticking = {
+        tp.topic
+        for tp in left
+        if tp.topic == timeouts or topics.is_due(tp.topic) or topics.is_waiting_retry(tp.topic)
+    }
     read = await read_topics(bootstrap, {t: partitions[t] for t in ticking})
     behind: dict[TopicPartition, int] = {}
     for tp in left:
         if tp.topic in ticking:  # count the work, not the timers' ticks
             behind[tp] = sum(
                 not is_timer_tick(tp.topic, r, timeouts)
-                for r in _records(read[tp.topic])
+                for r in records_of(read[tp.topic])
                 if r.partition == tp.partition and r.offset >= done[tp]
             )
         else:
@@ -398,7 +448,7 @@ async def repartition(old: Settings, new_prefix: str, new_app_id: str, partition
     members, committed = await _group_state(bootstrap, group_ids(old.app_id))
     behind: dict[TopicPartition, int] = {}
     if not any(members.values()):  # while workers run, their offsets move: members first
-        reads = consumed_topics(committed, infos, old.topic_prefix) & set(infos)
+        reads = consumed_topics(committed, infos, old)
         behind = await _behind(bootstrap, {t: infos[t].partitions for t in reads}, committed, old)
     problems = undrained(members, behind)
     if problems:
@@ -425,7 +475,7 @@ async def repartition(old: Settings, new_prefix: str, new_app_id: str, partition
         bootstrap, {m.source: infos[m.source].partitions for m in moves.moves}
     )
     for move in moves.moves:
-        records = _records(everything[move.source])
+        records = records_of(everything[move.source])
         count = new_partitions[move.target]
         if move.kind == "changelog":
             placed = place_changelog(records, infos[move.source].partitions, count)

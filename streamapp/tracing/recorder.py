@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from streamapp.app import app
 from streamapp.eventstore.retention import partition_keys
+from streamapp.kafka.source_key import not_a_routing_key
 from streamapp.messages import Event
 from streamapp.tracing import store
 from streamapp.tracing.store import KeysIn, correlation_key
@@ -34,7 +35,7 @@ settings = app.settings
 traces = app.keyed_table("traces")
 #: The value of a sweep tick on sagas.timeouts (told apart from a saga's deadline tick).
 SWEEP_TICK = b'{"tick":"trace-expiry"}'
-SWEEP_KEY = b"trace-expiry"
+SWEEP_KEY = not_a_routing_key(b"trace-expiry")  # sent to each partition
 
 
 def owned_partitions() -> list[int]:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from streamapp.messages import Command, new_id
+from streamapp.tools.repartition import place_changelog, records_of
 from tests.integration.kafka_io import read_topic, replies_by_command, send_commands
 from tests.integration.support import http_json, http_post_json, wait_for
 from tests.integration.system import System
@@ -140,6 +141,13 @@ def test_outcomes_and_answers_expire_after_the_window(system: System) -> None:
         assert any(k.startswith(b"x/") for k in state), service  # they had entries
         if service != "shipping":  # stock levels and accounts are kept
             assert live(state, b"e/"), service
+
+    # Every live entry, the entities settled on housekeeping ticks included, names the
+    # record key it belongs to: `streamapp repartition` can place all of it.
+    for service in PARTICIPANTS:
+        name = f"{system.env['STREAMAPP_APP_ID']}-{service}-{service}-state-changelog"
+        placed = place_changelog(records_of(read_topic(system.bootstrap, name)), 4, 8)
+        assert placed.targets and not placed.unplaceable, (service, placed.unplaceable[:5])
 
     # The views are what they were; the invariants hold from the topics.
     assert system.stock("SKU-HAPPY") == {

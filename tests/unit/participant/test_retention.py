@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from streamapp.eventstore.retention import due_stop, partition_keys
+from streamapp.eventstore.retention import due_stop, expiry_key, partition_keys
 from streamapp.inventory.rules import InventoryRules, reservation_key
 from streamapp.messages import Command
 from streamapp.participant.handler import (
+    BEFORE,
     BY,
+    VALUE,
     ParticipantHandler,
     Prefixed,
     answer_key,
@@ -329,3 +333,40 @@ def test_a_crash_after_any_prefix_of_an_expiry_reads_correctly_and_is_finished_l
     released = crashed.handle(command("ReleaseInventory", items=ITEMS), LATER).event
     assert released is not None and released.version == 2
     assert level(crashed) == {"sku": "A", "available": 3, "reserved": 0, "committed": 2}
+
+
+def test_an_expiry_settles_on_behalf_of_the_record_key_that_wrote_the_entities() -> None:
+    """A housekeeping tick settles the entities; their changelog records must name the
+    command record's key (streamapp repartition places them by it), not the tick's."""
+    on_behalf: list[bytes | None] = []
+    writes: list[tuple[bytes | None, bytes]] = []
+
+    class Recorded(dict[bytes, Any]):
+        def __setitem__(self, key: bytes, value: Any) -> None:
+            writes.append((on_behalf[-1] if on_behalf else None, key))
+            super().__setitem__(key, value)
+
+    @contextlib.contextmanager
+    def writing_for(key: bytes | None) -> Iterator[None]:
+        on_behalf.append(key)
+        try:
+            yield
+        finally:
+            on_behalf.pop()
+
+    tables: dict[str, Any] = {"entities": Recorded(), "records": Recorded()}
+    h = ParticipantHandler(
+        InventoryRules(), tables, retention_ms=WINDOW, index={}, writing_for=writing_for
+    )
+    h.handle(command("SeedInventory", "seed", stock={"A": 5}), T0, record_key=b"A")
+    h.handle(command("ReserveInventory", items=ITEMS), T0 + 1, record_key=b"A")
+    writes.clear()
+    expire(h, T0 + WINDOW + 1)
+    settled = [(by, key) for by, key in writes if key == b"A"]
+    assert settled and all(by == b"A" for by, _ in settled), writes
+    # an answer stored without its record key (older code) settles with none named
+    tables["records"][answer_key("x")] = {"event": None, "at": T0, "wrote": [["entities", "A"]]}
+    tables["entities"][b"A"] = {VALUE: {"sku": "A"}, BY: "x", BEFORE: None}
+    writes.clear()
+    assert h.expire([expiry_key(T0, answer_key("x"))]) == 1
+    assert writes == [(None, b"A")]

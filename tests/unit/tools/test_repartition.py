@@ -10,11 +10,12 @@ from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from streamapp.kafka.current import processing
-from streamapp.kafka.source_key import SOURCE_KEY, source_key_headers
+from streamapp.kafka.source_key import SOURCE_KEY, UNKEYED, source_key_headers, writing_for
 from streamapp.resilience.headers import ORIGINAL_TOPIC
-from streamapp.resilience.housekeeping import TICK_HEADER
+from streamapp.resilience.housekeeping import TICK_HEADER, TICK_KEY
 from streamapp.settings import load_settings
 from streamapp.tools.repartition import (
+    TABLES,
     Record,
     RepartitionError,
     consumed_topics,
@@ -29,6 +30,7 @@ from streamapp.tools.repartition import (
     renamed_headers,
     undrained,
 )
+from streamapp.tracing.recorder import SWEEP_KEY
 
 OLD = load_settings(environ={"STREAMAPP_APP_ID": "shop", "STREAMAPP_TOPIC_PREFIX": "v1."})
 
@@ -61,8 +63,11 @@ def test_plan_moves_history_dead_letters_schemas_and_every_services_changelogs()
         "v1.orders.commands.retry.1",
         "shop-eventstore-changelog",
         "shop-inventory-inventory-state-changelog",
+        "shop-probes-changelog",  # a liveness check of this deployment: left behind
         "shop-__assignor-__leader",
-        "other-eventstore-changelog",  # another deployment's
+        "other-eventstore-changelog",  # other deployments'
+        "shop-eu-eventstore-changelog",
+        "shop-eu-inventory-state-changelog",
     ]
     moves = {m.source: m for m in plan(existing, OLD, "v2.", "shop2").moves}
     assert set(moves) == {
@@ -83,21 +88,28 @@ def test_plan_moves_history_dead_letters_schemas_and_every_services_changelogs()
 
 
 def test_plan_refuses_the_same_deployment_and_an_absent_one() -> None:
-    with pytest.raises(RepartitionError, match="its own app id"):
-        plan(["v1.orders.commands"], OLD, "v1.", "shop")
+    for prefix, app_id in (("v1.", "shop2"), ("v2.", "shop"), ("v1.", "shop")):
+        with pytest.raises(RepartitionError, match="its own app id and its own topic prefix"):
+            plan(["v1.orders.commands"], OLD, prefix, app_id)
     with pytest.raises(RepartitionError, match="no topics"):
         plan(["v9.orders.commands"], OLD, "v2.", "shop2")
 
 
-def test_latest_keeps_the_last_value_per_key_and_drops_deleted_keys() -> None:
+def test_latest_keeps_the_last_value_per_key_and_partition_and_drops_deleted_keys() -> None:
     records = [
         record(0, 0, b"a", b"1"),
         record(0, 1, b"b", b"1"),
         record(0, 2, b"a", b"2"),
         record(0, 3, b"b", None),
         record(1, 0, b"c", b"1"),
+        record(1, 1, b"b", b"9"),  # Kafka compacts per partition: not deleted by [0]@3
+        record(1, 2, b"a", None),  # nor does this delete [0]'s a
     ]
-    assert [(r.key, r.value) for r in latest(records)] == [(b"a", b"2"), (b"c", b"1")]
+    assert [(r.partition, r.key, r.value) for r in latest(records)] == [
+        (0, b"a", b"2"),
+        (1, b"c", b"1"),
+        (1, b"b", b"9"),
+    ]
 
 
 def test_changelog_entries_go_where_their_source_key_lands_under_the_new_count() -> None:
@@ -151,13 +163,23 @@ def test_drained_only_without_members_and_with_every_record_processed() -> None:
     ]
 
 
-def test_consumed_topics_include_every_retry_and_due_topic() -> None:
+def test_consumed_topics_are_the_deployments_consumed_ones_and_their_retries() -> None:
     committed = [TopicPartition("v1.orders.commands", 0)]
-    existing = ["v1.orders.commands.retry.1", "v1.orders.commands.retry.due", "v1.orders.events"]
-    assert consumed_topics(committed, existing, "v1.") == {
+    existing = [
         "v1.orders.commands",
         "v1.orders.commands.retry.1",
         "v1.orders.commands.retry.due",
+        "v1.inventory.commands",  # consumed, never committed: still checked
+        "v1.orders.replies",  # only written
+        "v1.sagas.events",
+        "v2.orders.commands.retry.1",  # another deployment's
+        "other.retry.due",
+    ]
+    assert consumed_topics(committed, existing, OLD) == {
+        "v1.orders.commands",
+        "v1.orders.commands.retry.1",
+        "v1.orders.commands.retry.due",
+        "v1.inventory.commands",
     }
 
 
@@ -167,6 +189,10 @@ def test_timer_ticks_are_not_work_left_undone() -> None:
     assert is_timer_tick("v1.orders.commands.retry.due", tick, "v1.sagas.timeouts")
     assert not is_timer_tick("v1.orders.commands.retry.due", retried, "v1.sagas.timeouts")
     assert is_timer_tick("v1.sagas.timeouts", retried, "v1.sagas.timeouts")
+    # a tick parked in a retry topic after a failure is still a tick
+    assert is_timer_tick("v1.orders.commands.retry.2", tick, "v1.sagas.timeouts")
+    assert is_timer_tick("v1.sagas.timeouts.retry.1", retried, "v1.sagas.timeouts")
+    assert not is_timer_tick("v1.orders.commands.retry.2", retried, "v1.sagas.timeouts")
 
 
 def test_groups_and_the_in_flight_changelog_of_a_deployment() -> None:
@@ -183,6 +209,15 @@ def test_groups_and_the_in_flight_changelog_of_a_deployment() -> None:
     assert in_flight_changelog("shop") == "shop-saga-deadlines-changelog"
 
 
+def test_every_table_of_the_orders_service_is_copied_but_the_probes() -> None:
+    from streamapp.app import app
+
+    app.discover()  # imports the service's modules, which declare the tables
+    declared = {table.name for table in app.tables.values()} - {"probes"}
+    assert app.settings.service == "orders"
+    assert declared == set(TABLES["orders"])
+
+
 class Event:  # weak-referenceable, as faust's events are
     def __init__(self, key: bytes | None) -> None:
         self.message = SimpleNamespace(key=key)
@@ -193,4 +228,20 @@ def test_a_changelog_write_names_the_key_of_the_record_being_processed() -> None
     with processing(cast(Any, Event(b"SKU-1"))):
         assert source_key_headers() == [(SOURCE_KEY, b"SKU-1")]
     with processing(cast(Any, Event(None))):
+        assert source_key_headers() == [(UNKEYED, b"")]
+
+
+def test_a_ticks_writes_name_no_key_unless_made_for_one() -> None:
+    with processing(cast(Any, Event(TICK_KEY))):  # sent to a partition, not by key
         assert source_key_headers() == []
+        with writing_for(b"SKU-2"):  # e.g. a participant settling an entity
+            assert source_key_headers() == [(SOURCE_KEY, b"SKU-2")]
+        with writing_for(None):
+            assert source_key_headers() == []
+    with processing(cast(Any, Event(SWEEP_KEY))):
+        assert source_key_headers() == []
+
+
+def test_an_entry_written_for_a_keyless_record_keeps_its_partition_number() -> None:
+    keyless = Record(3, 0, b"answer/x", b"{}", ((UNKEYED, b""),), 0)
+    assert place_changelog([keyless], 4, 2).targets == [(1, keyless)]
