@@ -6,11 +6,15 @@ per event: ~3.7 % of a relay worker's samples sat in ``labels`` alone (py-spy,
 bench/RESULTS.md). This subclass records exactly the same series, keeping each child it
 got from ``labels`` in a dict; the children of the per-topic and per-partition series
 are forgotten when faust removes those series at a rebalance, so a later sample goes to
-a live child.
+a live child. faust clears them on its consumer thread (the rebalance listener) while
+the event loop records: a lock keeps a child fetched before a clear out of the cache
+after it (a sample recorded on a child in that instant is lost, as with faust's own).
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 from faust.sensors.monitor import Monitor
@@ -21,17 +25,18 @@ from faust.types import TP, CollectionT, EventT, Message, PendingMessage, Produc
 class Children:
     """The children of one labelled metric, by label values (as keyword arguments)."""
 
-    def __init__(self, metric: Any, *names: str) -> None:
+    def __init__(self, metric: Any, lock: threading.Lock, *names: str) -> None:
         self.metric = metric
+        self.lock = lock
         self.names = names
         self.found: dict[tuple[Any, ...], Any] = {}
 
     def __call__(self, *values: Any) -> Any:
         child = self.found.get(values)
         if child is None:
-            child = self.found[values] = self.metric.labels(
-                **dict(zip(self.names, values, strict=True))
-            )
+            with self.lock:  # not between a clear's removal of the series and its cache's
+                labels = dict(zip(self.names, values, strict=True))
+                child = self.found[values] = self.metric.labels(**labels)
         return child
 
     def clear(self) -> None:
@@ -43,14 +48,16 @@ class CachedPrometheusMonitor(PrometheusMonitor):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        m = self._metrics
-        self._by_topic = Children(m.messages_received_per_topics, "topic")
-        self._by_tp = Children(m.messages_received_per_topics_partition, "topic", "partition")
-        self._sent_by_topic = Children(m.topic_messages_sent, "topic")
-        self._end_offset = Children(m.topic_partition_end_offset, "topic", "partition")
-        self._per_stream = Children(m.total_events_per_stream, "stream")
-        self._table_ops = Children(m.table_operations, "table", "operation")
-        self._stream_labels: dict[Any, str] = {}
+        m, lock = self._metrics, threading.Lock()
+        self._lock = lock
+        self._by_topic = Children(m.messages_received_per_topics, lock, "topic")
+        self._by_tp = Children(m.messages_received_per_topics_partition, lock, "topic", "partition")
+        self._sent_by_topic = Children(m.topic_messages_sent, lock, "topic")
+        self._end_offset = Children(m.topic_partition_end_offset, lock, "topic", "partition")
+        self._per_stream = Children(m.total_events_per_stream, lock, "stream")
+        self._table_ops = Children(m.table_operations, lock, "table", "operation")
+        # weak, as faust's own stream lookup: a stopped agent's stream is not kept
+        self._stream_labels: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
         Monitor.on_message_in(self, tp, offset, message)
@@ -100,6 +107,7 @@ class CachedPrometheusMonitor(PrometheusMonitor):
 
     def _clear_partition_related_metrics(self) -> None:
         """faust removes the per-topic and per-partition series: forget their children."""
-        super()._clear_partition_related_metrics()
-        for children in (self._by_topic, self._by_tp, self._sent_by_topic, self._end_offset):
-            children.clear()
+        with self._lock:
+            super()._clear_partition_related_metrics()
+            for children in (self._by_topic, self._by_tp, self._sent_by_topic, self._end_offset):
+                children.clear()
