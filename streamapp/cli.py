@@ -311,9 +311,25 @@ def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+#: Settings whose 0 means "automatic": the property with the value workers use.
+AUTOMATIC = {
+    "consumer_session_timeout_ms": "session_timeout_ms",
+    "replication_factor": "topic_replication_factor",
+}
+
+
+def setting_shown(settings: Settings, name: str) -> str:
+    """A setting's value as `streamapp settings` prints it (an automatic 0 with what it
+    resolves to here)."""
+    value = getattr(settings, name)
+    if name in AUTOMATIC and value == 0:
+        return f"0 (auto: {getattr(settings, AUTOMATIC[name])})"
+    return str(value)
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     for name, var, _default, doc in describe_settings():
-        print(f"{var:<38} = {getattr(settings, name)!s:<28} # {doc}")
+        print(f"{var:<38} = {setting_shown(settings, name):<28} # {doc}")
     return 0
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from streamapp.cli import build_parser, faust_worker_argv
-from streamapp.settings import Settings
+from streamapp.cli import build_parser, faust_worker_argv, setting_shown
+from streamapp.settings import Settings, load_settings
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,14 @@ def test_parser_knows_every_documented_command() -> None:
         assert parser.parse_args(argv).func is not None
     with pytest.raises(SystemExit):
         parser.parse_args(["kafka", "restart"])
+
+
+def test_settings_shows_what_an_automatic_zero_resolves_to() -> None:
+    embedded = load_settings(environ={})
+    assert setting_shown(embedded, "consumer_session_timeout_ms") == "0 (auto: 3000)"
+    assert setting_shown(embedded, "replication_factor") == "0 (auto: 1)"
+    external = load_settings(environ={"STREAMAPP_BOOTSTRAP_SERVERS": "kafka:9092"})
+    assert setting_shown(external, "consumer_session_timeout_ms") == "0 (auto: 6000)"
+    fixed = load_settings(environ={"STREAMAPP_CONSUMER_SESSION_TIMEOUT_MS": "4000"})
+    assert setting_shown(fixed, "consumer_session_timeout_ms") == "4000"
+    assert setting_shown(embedded, "partitions") == str(embedded.partitions)
