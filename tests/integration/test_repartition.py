@@ -5,8 +5,8 @@ refuses while its workers run; once they are stopped it copies the history and t
 table changelogs onto the topics of a new app id and prefix with 4 partitions. The new
 deployment starts from there: ``verify`` passes on the copied history, stock and
 accounts are what they were, no copied command is processed again, a resent old command
-is answered as a duplicate, and a second load completes with ``verify`` passing over
-both loads.
+is answered as a duplicate, a dead letter moved with its replay aimed at the new topic,
+and a second load completes with ``verify`` passing over both loads.
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ def test_a_drained_deployment_moves_to_four_partitions_and_keeps_working(
     old.start()
     load = old.start_load(FIRST, 40, 1, tmp_path / "load-1.log")
     assert load.wait(300) == 0, (tmp_path / "load-1.log").read_text()[-3000:] + old.logs()
+    # a dead letter to carry over: undecodable, so it goes to orders.commands.dlq at once
+    send_records(bootstrap, old.topic("orders.commands"), [(b"poison", b"not json")])
+    wait_for(lambda: read_topic(bootstrap, old.topic("orders.commands.dlq")), 30, "the dead letter")
     verified(old, FIRST)  # drained: every saga ended and its end commands applied
     stock, accounts = old.get("inventory", "/inventory"), old.get("payments", "/payments/accounts")
     app_id, prefix = new.env["STREAMAPP_APP_ID"], new.prefix
@@ -95,6 +98,12 @@ def test_a_drained_deployment_moves_to_four_partitions_and_keeps_working(
 
     new.start()
     verified(new, FIRST)
+    # the dead letter moved once (not dead-lettered again), its replay aims at the new topic
+    [letter] = read_topic(bootstrap, new.topic("orders.commands.dlq"))
+    assert letter.key == b"poison"
+    assert dict(letter.headers)["original-topic"] == new.topic("orders.commands").encode()
+    replay = run_cli(["dlq", "replay", "orders.commands", "--dry-run"], new.env)
+    assert f"-> {new.topic('orders.commands')}" in replay.stdout, replay.stdout + replay.stderr
     assert new.get("inventory", "/inventory") == stock
     assert new.get("payments", "/payments/accounts") == accounts
     # the copied commands were not processed again (no second reply to any of them)
