@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -181,6 +182,46 @@ def streamapp_relay(
     run_relay_worker(
         [*command, "-l", "info"], env, log_path, bootstrap, sink, partitions, records, timeout
     )
+
+
+def relay_in_turns(
+    bootstrap: str,
+    run: str,
+    variants: Mapping[str, Callable[[], None]],
+    records: int,
+    partitions: int,
+    runs: int,
+) -> dict[str, list[float]]:
+    """Relay one input (filled once) with streamapp's relay worker to a fresh output per
+    variant and run, alternating which variant goes first; records/s by variant. Each
+    variant prepares the worker before its run (e.g. RELAY_PATTERN, the source tree)."""
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        source = f"{run}.in"
+        asyncio.run(ensure_topics(bootstrap, [TopicSpec(source, partitions, 1)]))
+        asyncio.run(fill(bootstrap, source, records, 300))
+        for n in range(runs):
+            for name in list(variants) if n % 2 == 0 else list(variants)[::-1]:
+                label = f"{run}-{name}-{n}"
+                sink = f"{label}.out"
+                asyncio.run(ensure_topics(bootstrap, [TopicSpec(sink, partitions, 1)]))
+                variants[name]()
+                streamapp_relay(
+                    bootstrap,
+                    label,
+                    source,
+                    sink,
+                    partitions,
+                    records,
+                    600.0,
+                    OUT_DIR / f"{label}.log",
+                )
+                rate = asyncio.run(output_rate(bootstrap, sink, records))
+                rates[name].append(round(rate))
+                print(f"run {n + 1} {name}: {rate:,.0f} records/s", flush=True)
+    finally:
+        asyncio.run(delete_topics_starting(bootstrap, run))
+    return rates
 
 
 def perf_tool(tool: str, *argv: str) -> str:

@@ -13,16 +13,16 @@ timestamps, start-up excluded. Saves bench/out/<run>.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import relay
-from bench.common import OUT_DIR, ROOT, delete_topics_starting, kafka, output_rate, save
-from streamapp.kafka.topics import TopicSpec, ensure_topics
+from bench.common import ROOT, kafka, save
+from bench.relay import relay_in_turns
 
 
 def main() -> int:
@@ -35,35 +35,26 @@ def main() -> int:
     args = parser.parse_args()
     trees = {"old": args.old.resolve(), "new": args.new.resolve()}
     run = f"relay-ab-{uuid.uuid4().hex[:8]}"
-    rates: dict[str, list[float]] = {name: [] for name in trees}
+
+    def tree(name: str) -> Callable[[], None]:
+        def prepare() -> None:
+            relay.ROOT = trees[name]  # the worker's cwd and PYTHONPATH
+            os.environ["RELAY_PATTERN"] = "resilient"
+
+        return prepare
+
     with kafka() as bootstrap:
         try:
-            source = f"{run}.in"
-            asyncio.run(ensure_topics(bootstrap, [TopicSpec(source, args.partitions, 1)]))
-            asyncio.run(relay.fill(bootstrap, source, args.records, 300))
-            for n in range(args.runs):
-                for name in list(trees) if n % 2 == 0 else list(trees)[::-1]:
-                    label = f"{run}-{name}-{n}"
-                    sink = f"{label}.out"
-                    asyncio.run(ensure_topics(bootstrap, [TopicSpec(sink, args.partitions, 1)]))
-                    relay.ROOT = trees[name]  # the worker's cwd and PYTHONPATH
-                    os.environ["RELAY_PATTERN"] = "resilient"
-                    relay.streamapp_relay(
-                        bootstrap,
-                        label,
-                        source,
-                        sink,
-                        args.partitions,
-                        args.records,
-                        600.0,
-                        OUT_DIR / f"{label}.log",
-                    )
-                    rate = asyncio.run(output_rate(bootstrap, sink, args.records))
-                    rates[name].append(round(rate))
-                    print(f"run {n + 1} {name}: {rate:,.0f} records/s", flush=True)
+            rates = relay_in_turns(
+                bootstrap,
+                run,
+                {name: tree(name) for name in trees},
+                args.records,
+                args.partitions,
+                args.runs,
+            )
         finally:
             relay.ROOT = ROOT
-            asyncio.run(delete_topics_starting(bootstrap, run))
     old, new = (statistics.median(rates[name]) for name in trees)
     print(f"new / old: {new / old:.2f}")
     save(run, {"trees": {k: str(v) for k, v in trees.items()}, "rates": rates, "ratio": new / old})

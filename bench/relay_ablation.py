@@ -12,15 +12,14 @@ excluded. Saves bench/out/<run>.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
 import uuid
+from collections.abc import Callable
 
-from bench.common import OUT_DIR, delete_topics_starting, kafka, output_rate, save
-from bench.relay import fill, streamapp_relay
-from streamapp.kafka.topics import TopicSpec, ensure_topics
+from bench.common import kafka, save
+from bench.relay import relay_in_turns
 
 PATTERNS = ("plain", "resilient")
 
@@ -32,33 +31,22 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=8)
     args = parser.parse_args()
     run = f"relay-ablation-{uuid.uuid4().hex[:8]}"
-    rates: dict[str, list[float]] = {p: [] for p in PATTERNS}
+
+    def pattern(name: str) -> Callable[[], None]:
+        def prepare() -> None:
+            os.environ["RELAY_PATTERN"] = name  # passed on to the worker
+
+        return prepare
+
     with kafka() as bootstrap:
-        try:
-            source = f"{run}.in"
-            asyncio.run(ensure_topics(bootstrap, [TopicSpec(source, args.partitions, 1)]))
-            asyncio.run(fill(bootstrap, source, args.records, 300))
-            for n in range(args.runs):
-                for pattern in PATTERNS if n % 2 == 0 else PATTERNS[::-1]:
-                    name = f"{run}-{pattern}-{n}"
-                    sink = f"{name}.out"
-                    asyncio.run(ensure_topics(bootstrap, [TopicSpec(sink, args.partitions, 1)]))
-                    os.environ["RELAY_PATTERN"] = pattern  # passed on to the worker
-                    streamapp_relay(
-                        bootstrap,
-                        name,
-                        source,
-                        sink,
-                        args.partitions,
-                        args.records,
-                        600.0,
-                        OUT_DIR / f"{name}.log",
-                    )
-                    rate = asyncio.run(output_rate(bootstrap, sink, args.records))
-                    rates[pattern].append(round(rate))
-                    print(f"run {n + 1} {pattern}: {rate:,.0f} records/s", flush=True)
-        finally:
-            asyncio.run(delete_topics_starting(bootstrap, run))
+        rates = relay_in_turns(
+            bootstrap,
+            run,
+            {name: pattern(name) for name in PATTERNS},
+            args.records,
+            args.partitions,
+            args.runs,
+        )
     plain, resilient = (statistics.median(rates[p]) for p in PATTERNS)
     print(f"resilient / plain: {resilient / plain:.2f}")
     save(run, {"records": args.records, "rates": rates, "ratio": round(resilient / plain, 3)})

@@ -55,21 +55,10 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 async def read_all(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of `topic`, from its beginning to its end as of now (ConsumerRecords)."""
-    async with reader(bootstrap, topic) as (consumer, tps):
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < ends[tp] for tp in tps])
-
-        async with asyncio.timeout(READ_TIMEOUT_S):
-            while await behind():
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    records.extend(
-                        r for r in batch if r.offset < ends[TopicPartition(topic, r.partition)]
-                    )
-        return sorted(records, key=lambda r: (r.partition, r.offset))
+    """Every record of `topic`, from its beginning to its end as of now (ConsumerRecords);
+    TopicError if it does not exist."""
+    partitions = len(await topic_partitions(bootstrap, topic))
+    return (await read_topics(bootstrap, {topic: partitions}))[topic]
 
 
 async def read_topics(bootstrap: str, partitions: Mapping[str, int]) -> dict[str, list[Any]]:
